@@ -11,3 +11,42 @@ help: ## list the targets
 generate: ## regenerate the protobuf code from api/shoal.proto
 	protoc -I api --go_out=api --go_opt=paths=source_relative \
 		--go-grpc_out=api --go-grpc_opt=paths=source_relative api/shoal.proto
+
+.PHONY: deps
+deps: ## install the Debian packages the build and the tests need (only those missing)
+	scripts/deps.sh
+
+.PHONY: build
+build: ## build bin/shoal
+	$(GO) build -o $(BIN) ./cmd/shoal
+
+# Integration tests make network namespaces and start daemons: they need
+# root, and without it they skip (under CI=true they fail instead). They run
+# the binary that `build` made rather than building their own.
+.PHONY: test
+test: deps build check ## gofmt, vet, generated code, then unit and integration tests (integration tests need root)
+	SHOAL_BIN=$(abspath $(BIN)) $(GO) test -count=1 -p 1 -timeout 60m ./...
+
+.PHONY: check
+check: ## gofmt, go vet, and generated code up to date
+	@unformatted=$$(gofmt -l .); \
+	if [[ -n "$$unformatted" ]]; then echo "gofmt -l: these files need gofmt -w:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	$(MAKE) --no-print-directory generate
+	@git diff --exit-code -- api/ || { echo "api/: the generated code is out of date: run make generate and commit it"; exit 1; }
+
+.PHONY: bench-failover
+bench-failover: ## measure failover time on real daemons (BenchmarkFailover, one run)
+	$(GO) test -count=1 -run '^$$' -bench BenchmarkFailover -benchtime 1x -timeout 20m ./integration/
+
+.PHONY: demo
+demo: deps build ## start a local 4-node cluster in network namespaces (needs root)
+	scripts/demo.sh
+
+.PHONY: demo-down
+demo-down: ## tear the demo cluster down
+	scripts/demo.sh down
+
+.PHONY: clean
+clean: ## remove build output
+	rm -rf bin/
