@@ -60,11 +60,14 @@ func GoBuild(dir, pkg string) (string, error) {
 }
 
 // Main runs the tests of a package that uses BuildShoal and then removes the
-// binary it built. Call it from TestMain:
+// binary it built, and runs the given cleanups. Call it from TestMain:
 //
 //	func TestMain(m *testing.M) { clustertest.Main(m) }
-func Main(m *testing.M) {
+func Main(m *testing.M, cleanups ...func()) {
 	code := m.Run()
+	for _, f := range cleanups {
+		f()
+	}
 	if built.dir != "" {
 		os.RemoveAll(built.dir)
 	}

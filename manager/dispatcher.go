@@ -1,0 +1,294 @@
+package manager
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/shoal-dev/shoal/api"
+	"github.com/shoal-dev/shoal/pki"
+)
+
+// dispatcher holds the sessions of every node's agent. It serves only while
+// this manager leads: heartbeats become node status (Ready, Down) in Raft,
+// batched into one entry per flush.
+type dispatcher struct {
+	api.UnimplementedDispatcherServer
+	m *Manager
+
+	mu       sync.Mutex
+	leading  context.Context // nil unless leading; done when leadership ends
+	sessions map[string]*session
+	expect   map[string]time.Time // Ready nodes without a session yet, by deadline
+	pending  map[string]*api.NodeStatus
+	kick     chan struct{}
+}
+
+type session struct {
+	id       string
+	nodeID   string
+	addr     string
+	lastSeen time.Time
+	closed   chan struct{}
+	once     sync.Once
+}
+
+func (s *session) close() { s.once.Do(func() { close(s.closed) }) }
+
+func newDispatcher(m *Manager) *dispatcher {
+	return &dispatcher{
+		m:        m,
+		sessions: map[string]*session{},
+		pending:  map[string]*api.NodeStatus{},
+		kick:     make(chan struct{}, 1),
+	}
+}
+
+func (d *dispatcher) period() time.Duration {
+	if cl := d.m.store.FSM().Cluster(); cl != nil && cl.Settings.GetHeartbeatPeriodNs() > 0 {
+		return time.Duration(cl.Settings.GetHeartbeatPeriodNs())
+	}
+	return d.m.cfg.HeartbeatPeriod
+}
+
+// lead runs while this manager is the leader.
+func (d *dispatcher) lead(ctx context.Context) {
+	d.mu.Lock()
+	d.leading = ctx
+	d.expect = map[string]time.Time{}
+	deadline := time.Now().Add(d.m.cfg.ReconnectGrace)
+	for _, n := range d.m.store.FSM().Nodes() {
+		if n.State == api.NodeState_READY {
+			d.expect[n.Id] = deadline
+		}
+	}
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		d.leading = nil
+		for id, s := range d.sessions {
+			s.close()
+			delete(d.sessions, id)
+		}
+		d.pending = map[string]*api.NodeStatus{}
+		d.mu.Unlock()
+	}()
+
+	tick := d.period() / 4
+	if tick < 50*time.Millisecond {
+		tick = 50 * time.Millisecond
+	}
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			d.expire(time.Now())
+		case <-d.kick:
+		}
+		d.flush(ctx)
+	}
+}
+
+// expire marks down the nodes whose heartbeats stopped, and those that were
+// Ready under the previous leader and did not come back in the grace time.
+func (d *dispatcher) expire(now time.Time) {
+	limit := d.period() * time.Duration(d.m.cfg.DownAfter)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for id, s := range d.sessions {
+		if now.Sub(s.lastSeen) > limit {
+			s.close()
+			delete(d.sessions, id)
+			d.queueLocked(id, api.NodeState_DOWN, "heartbeat failure", "")
+		}
+	}
+	for id, deadline := range d.expect {
+		if now.After(deadline) {
+			delete(d.expect, id)
+			d.queueLocked(id, api.NodeState_DOWN, "heartbeat failure", "")
+		}
+	}
+}
+
+// queueLocked records a status change to write, if it is one.
+func (d *dispatcher) queueLocked(id string, state api.NodeState, msg, addr string) {
+	n, ok := d.m.store.FSM().Node(id)
+	if !ok {
+		return
+	}
+	if n.State == state && (addr == "" || addr == n.Addr) {
+		delete(d.pending, id)
+		return
+	}
+	d.pending[id] = &api.NodeStatus{Id: id, State: state, Message: msg, Addr: addr}
+	select {
+	case d.kick <- struct{}{}:
+	default:
+	}
+}
+
+// flush writes the queued status changes as one Raft entry.
+func (d *dispatcher) flush(ctx context.Context) {
+	d.mu.Lock()
+	if len(d.pending) == 0 {
+		d.mu.Unlock()
+		return
+	}
+	batch := &api.SetNodeStatus{UnixNano: time.Now().UnixNano()}
+	for _, st := range d.pending {
+		batch.Statuses = append(batch.Statuses, st)
+	}
+	d.pending = map[string]*api.NodeStatus{}
+	d.mu.Unlock()
+	if _, err := d.m.store.Apply(ctx, &api.Command{Op: &api.Command_SetNodeStatus{SetNodeStatus: batch}}); err != nil {
+		d.m.log.Warn("writing node status", "nodes", len(batch.Statuses), "err", err)
+	}
+}
+
+// open starts a session for a node, replacing any older one.
+func (d *dispatcher) open(nodeID, addr string) (*session, context.Context, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.leading == nil {
+		return nil, nil, false
+	}
+	if old, ok := d.sessions[nodeID]; ok {
+		old.close()
+	}
+	s := &session{id: pki.NewID(), nodeID: nodeID, addr: addr, lastSeen: time.Now(), closed: make(chan struct{})}
+	d.sessions[nodeID] = s
+	delete(d.expect, nodeID)
+	d.queueLocked(nodeID, api.NodeState_READY, "", addr)
+	return s, d.leading, true
+}
+
+func (d *dispatcher) drop(s *session) {
+	s.close()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.sessions[s.nodeID] == s {
+		delete(d.sessions, s.nodeID)
+		// Heartbeats stopped with the stream; expire() marks it down
+		// unless the node opens a new session in time.
+		d.expect[s.nodeID] = s.lastSeen.Add(d.period() * time.Duration(d.m.cfg.DownAfter))
+	}
+}
+
+func (d *dispatcher) closeSession(nodeID string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if s, ok := d.sessions[nodeID]; ok {
+		s.close()
+		delete(d.sessions, nodeID)
+	}
+	delete(d.expect, nodeID)
+}
+
+// Session streams a node what it needs to know: its session ID, the
+// managers, the heartbeat period and its own record (to act on promote or
+// demote). A new message goes out whenever one of those changes.
+func (d *dispatcher) Session(req *api.SessionRequest, stream api.Dispatcher_SessionServer) error {
+	ctx := stream.Context()
+	who, ok := caller(ctx)
+	if !ok {
+		return status.Error(codes.Unauthenticated, "a session needs the node's certificate")
+	}
+	s, leading, ok := d.open(who.NodeID, peerIP(ctx))
+	if !ok {
+		return d.notLeader(stream.SetTrailer)
+	}
+	defer d.drop(s)
+	d.m.log.Debug("session opened", "node", who.NodeID, "addr", s.addr)
+	d.describe(ctx, who.NodeID, req)
+
+	changes, cancel := d.m.store.FSM().Changes()
+	defer cancel()
+	var last *api.SessionMessage
+	for {
+		msg, ok := d.message(s)
+		if !ok {
+			return status.Errorf(codes.PermissionDenied, "node %s is no longer a member of the swarm", who.NodeID)
+		}
+		if !proto.Equal(msg, last) {
+			if err := stream.Send(msg); err != nil {
+				return err
+			}
+			last = msg
+		}
+		select {
+		case <-changes:
+		case <-ctx.Done():
+			return nil
+		case <-leading.Done():
+			return d.notLeader(stream.SetTrailer)
+		case <-s.closed:
+			return status.Error(codes.Unavailable, "session closed by the manager; open a new one")
+		}
+	}
+}
+
+// describe records what a node says of itself when it changed.
+func (d *dispatcher) describe(ctx context.Context, id string, req *api.SessionRequest) {
+	n, ok := d.m.store.FSM().Node(id)
+	if !ok || (n.Hostname == req.Hostname && n.EngineVersion == req.EngineVersion) || req.Hostname == "" {
+		return
+	}
+	u := &api.UpdateNode{Id: id, Hostname: &req.Hostname, EngineVersion: &req.EngineVersion}
+	if _, err := d.m.store.Apply(ctx, updateNode(u)); err != nil {
+		d.m.log.Warn("recording node description", "node", id, "err", err)
+	}
+}
+
+func (d *dispatcher) message(s *session) (*api.SessionMessage, bool) {
+	n, ok := d.m.store.FSM().Node(s.nodeID)
+	if !ok {
+		return nil, false
+	}
+	return &api.SessionMessage{
+		SessionId:         s.id,
+		Managers:          d.m.managers(),
+		HeartbeatPeriodNs: int64(d.period()),
+		Node: &api.Node{
+			Id: n.Id, Hostname: n.Hostname, Role: n.Role, DesiredRole: n.DesiredRole,
+			Availability: n.Availability, AdvertiseAddr: n.AdvertiseAddr,
+		},
+	}, true
+}
+
+func (d *dispatcher) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (*api.HeartbeatResponse, error) {
+	who, ok := caller(ctx)
+	if !ok {
+		return nil, status.Error(codes.Unauthenticated, "a heartbeat needs the node's certificate")
+	}
+	d.mu.Lock()
+	leading := d.leading != nil
+	s := d.sessions[who.NodeID]
+	if leading && s != nil && s.id == req.SessionId {
+		s.lastSeen = time.Now()
+	}
+	d.mu.Unlock()
+	switch {
+	case !leading:
+		return nil, d.notLeader(func(md metadata.MD) { grpc.SetTrailer(ctx, md) })
+	case s == nil || s.id != req.SessionId:
+		return nil, status.Error(codes.NotFound, "no such session; open a new one")
+	}
+	return &api.HeartbeatResponse{PeriodNs: int64(d.period())}, nil
+}
+
+// notLeader answers a node that reached a follower, naming the leader.
+func (d *dispatcher) notLeader(setTrailer func(metadata.MD)) error {
+	if _, addr := d.m.store.Leader(); addr != "" {
+		setTrailer(metadata.Pairs(api.MDLeader, addr))
+	}
+	return status.Error(codes.Unavailable, "this manager is not the leader")
+}

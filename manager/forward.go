@@ -1,0 +1,156 @@
+package manager
+
+import (
+	"context"
+	"crypto/tls"
+	"strconv"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/shoal-dev/shoal/api"
+	"github.com/shoal-dev/shoal/raftstore"
+	"github.com/shoal-dev/shoal/transport"
+)
+
+// writes are the calls that must run on the leader, with a constructor for
+// each one's response. Everything else is answered from the local FSM.
+var writes = map[string]func() proto.Message{
+	"/shoal.v1.Control/UpdateNode":      func() proto.Message { return new(api.Node) },
+	"/shoal.v1.Control/RemoveNode":      func() proto.Message { return new(api.RemoveNodeResponse) },
+	"/shoal.v1.Control/RotateJoinToken": func() proto.Message { return new(api.JoinToken) },
+	"/shoal.v1.CA/IssueNodeCertificate": func() proto.Message { return new(api.IssueNodeCertificateResponse) },
+	"/shoal.v1.CA/RenewNodeCertificate": func() proto.Message { return new(api.RenewNodeCertificateResponse) },
+	"/shoal.v1.RaftMembership/Join":     func() proto.Message { return new(api.RaftJoinResponse) },
+}
+
+// mdAppliedIndex is a trailer the leader sets on forwarded writes, so the
+// follower can wait until its own FSM has the write before it answers:
+// a `node ls` right after `node promote` on the same follower sees it.
+const mdAppliedIndex = "shoal-applied-index"
+
+// forwardWait bounds how long a follower waits to catch up after a write.
+const forwardWait = 2 * time.Second
+
+// forwardUnary runs writes on the leader: the only place where a follower
+// forwards. The leader adds its applied index to forwarded answers.
+func (m *Manager) forwardUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	newResp, isWrite := writes[info.FullMethod]
+	if !isWrite {
+		return handler(ctx, req)
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	wasForwarded := len(md.Get(mdForwarded)) > 0
+	if m.store.IsLeader() {
+		resp, err := handler(ctx, req)
+		if wasForwarded {
+			grpc.SetTrailer(ctx, metadata.Pairs(mdAppliedIndex, strconv.FormatUint(m.store.AppliedIndex(), 10)))
+		}
+		return resp, err
+	}
+	if wasForwarded {
+		// The forwarder thought we lead; don't forward again and loop.
+		return nil, status.Error(codes.Unavailable, "this manager is no longer the leader; retry")
+	}
+	addr, err := m.leaderAddr(ctx)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	conn, err := m.peers.get(addr)
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "connect to leader at %s: %v", addr, err)
+	}
+	out := metadata.Pairs(mdForwarded, m.id.NodeID)
+	if id, ok := caller(ctx); ok {
+		out.Set(mdForwardedNode, id.NodeID)
+		out.Set(mdForwardedOU, id.OU)
+	}
+	var trailer metadata.MD
+	resp := newResp()
+	err = conn.Invoke(metadata.NewOutgoingContext(ctx, out), info.FullMethod, req, resp, grpc.Trailer(&trailer))
+	if err != nil {
+		return nil, err
+	}
+	if v := trailer.Get(mdAppliedIndex); len(v) == 1 {
+		if index, perr := strconv.ParseUint(v[0], 10, 64); perr == nil {
+			wctx, cancel := context.WithTimeout(ctx, forwardWait)
+			_ = m.store.WaitApplied(wctx, index) // best effort: the write is done either way
+			cancel()
+		}
+	}
+	return resp, nil
+}
+
+// leaderAddr returns the leader's address, waiting briefly for an election.
+func (m *Manager) leaderAddr(ctx context.Context) (string, error) {
+	wait := m.cfg.Raft.LeaderWait
+	deadline := time.Now().Add(wait)
+	for {
+		id, addr := m.store.Leader()
+		if id == m.id.NodeID {
+			return "", raftstore.ErrNotLeader // lost and regained between checks; caller retries
+		}
+		if addr != "" {
+			return addr, nil
+		}
+		if time.Now().After(deadline) {
+			return "", raftstore.ErrNoLeader
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(25 * time.Millisecond):
+		}
+	}
+}
+
+// peerConns caches gRPC connections to other managers.
+type peerConns struct {
+	tls   func() *tls.Config
+	mu    sync.Mutex
+	conns map[string]*grpc.ClientConn
+}
+
+func newPeerConns(tls func() *tls.Config) *peerConns {
+	return &peerConns{tls: tls, conns: map[string]*grpc.ClientConn{}}
+}
+
+func (p *peerConns) get(addr string) (*grpc.ClientConn, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c, ok := p.conns[addr]; ok {
+		return c, nil
+	}
+	c, err := transport.Dial(addr, p.tls())
+	if err != nil {
+		return nil, err
+	}
+	p.conns[addr] = c
+	return c, nil
+}
+
+func (p *peerConns) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for addr, c := range p.conns {
+		c.Close()
+		delete(p.conns, addr)
+	}
+}
+
+// LocalUnary is the interceptor of the daemon's control socket: a local call
+// acts as this node, and its writes go to the leader like any other.
+func LocalUnary(get func() *Manager) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		m := get()
+		if m == nil {
+			return handler(ctx, req)
+		}
+		return m.forwardUnary(WithCaller(ctx, m.id), req, info, handler)
+	}
+}

@@ -1,0 +1,131 @@
+package manager
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/shoal-dev/shoal/api"
+)
+
+// membership serves the calls managers make to each other.
+type membership struct {
+	api.UnimplementedRaftMembershipServer
+	m *Manager
+}
+
+// Join adds the calling manager to Raft as a voter. It runs on the leader
+// (forward.go sends it there) after the caller holds a manager certificate
+// and listens on its cluster port.
+func (s *membership) Join(ctx context.Context, req *api.RaftJoinRequest) (*api.RaftJoinResponse, error) {
+	who, ok := caller(ctx)
+	if !ok {
+		return nil, status.Error(codes.Unauthenticated, "joining Raft needs a manager certificate")
+	}
+	node, ok := s.m.store.FSM().Node(who.NodeID)
+	if !ok || node.DesiredRole != api.NodeRole_MANAGER {
+		return nil, status.Errorf(codes.FailedPrecondition, "node %s is not to be a manager", who.NodeID)
+	}
+	if req.Addr == "" {
+		return nil, status.Error(codes.InvalidArgument, "no Raft address given")
+	}
+	if err := s.m.store.AddVoter(ctx, who.NodeID, req.Addr); err != nil {
+		return nil, toStatus(err)
+	}
+	s.m.log.Info("manager joined Raft", "node", who.NodeID, "addr", req.Addr)
+	return &api.RaftJoinResponse{}, nil
+}
+
+func (s *membership) Ping(ctx context.Context, _ *api.PingRequest) (*api.PingResponse, error) {
+	return &api.PingResponse{NodeId: s.m.id.NodeID}, nil
+}
+
+// prober pings the other managers to learn which are reachable from here:
+// MANAGER STATUS and the quorum guard of demote use it.
+type prober struct {
+	m      *Manager
+	mu     sync.Mutex
+	lastOK map[string]time.Time
+	start  time.Time
+}
+
+func newProber(m *Manager) *prober {
+	return &prober{m: m, lastOK: map[string]time.Time{}, start: time.Now()}
+}
+
+// reachable: this manager itself, and any other that answered a ping within
+// the last three intervals (or that had no chance to yet).
+func (p *prober) reachable(id string) bool {
+	if id == p.m.id.NodeID {
+		return true
+	}
+	window := 3 * p.m.cfg.ProbeInterval
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	last, ok := p.lastOK[id]
+	if !ok {
+		last = p.start
+	}
+	return time.Since(last) < window
+}
+
+func (p *prober) run(ctx context.Context) {
+	t := time.NewTicker(p.m.cfg.ProbeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		servers, err := p.m.store.Servers()
+		if err != nil {
+			continue
+		}
+		var wg sync.WaitGroup
+		for _, s := range servers {
+			id, addr := string(s.ID), string(s.Address)
+			if id == p.m.id.NodeID {
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if p.ping(ctx, addr) == nil {
+					p.mu.Lock()
+					p.lastOK[id] = time.Now()
+					p.mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+	}
+}
+
+func (p *prober) ping(ctx context.Context, addr string) error {
+	conn, err := p.m.peers.get(addr)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.m.cfg.ProbeInterval)
+	defer cancel()
+	_, err = api.NewRaftMembershipClient(conn).Ping(ctx, &api.PingRequest{})
+	return err
+}
+
+// Reachability counts the Raft members reachable from here, and all of them.
+func (m *Manager) Reachability() (reachable, total int) {
+	servers, err := m.store.Servers()
+	if err != nil {
+		return 0, 0
+	}
+	for _, s := range servers {
+		if m.probe.reachable(string(s.ID)) {
+			reachable++
+		}
+	}
+	return reachable, len(servers)
+}
