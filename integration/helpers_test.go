@@ -32,13 +32,13 @@ const (
 // cluster is a set of test hosts node-01..node-NN on one LAN, each running a
 // shoal daemon that is not yet in a swarm.
 type cluster struct {
-	t     *testing.T
+	t     testing.TB
 	bin   string
 	lan   *testhost.LAN
 	nodes []*clustertest.Daemon
 }
 
-func newCluster(t *testing.T, n int, daemonArgs ...string) *cluster {
+func newCluster(t testing.TB, n int, daemonArgs ...string) *cluster {
 	t.Helper()
 	testhost.Require(t)
 	c := &cluster{t: t, bin: clustertest.BuildShoal(t), lan: testhost.NewLAN(t)}
