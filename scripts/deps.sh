@@ -14,6 +14,7 @@ packages=(
 	runc                        # containerd's OCI runtime
 	containernetworking-plugins # CNI bridge, host-local, loopback, portmap in /usr/lib/cni
 	nginx-light                 # the nginx binary that test images are built from
+	docker-registry             # the registry that integration tests push test images to
 )
 
 missing=()

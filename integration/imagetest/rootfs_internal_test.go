@@ -1,0 +1,103 @@
+package imagetest
+
+import (
+	"archive/tar"
+	"bytes"
+	"io"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// TestImagesAreDeterministic builds each image twice and wants the same
+// digest, and a layer whose entries carry the fixed time and root owner.
+func TestImagesAreDeterministic(t *testing.T) {
+	requireBinaries(t, "the test images", []tool{{NginxBin, "nginx-light"}, {"/bin/sh", "dash"}, {"ldd", "libc-bin"}})
+	for _, b := range []*builtImage{
+		{name: "nginx", build: nginxRootfs},
+		{name: "shell", build: shellRootfs},
+	} {
+		first, err := buildImage(b)
+		if err != nil {
+			t.Fatalf("building %s: %v", b.name, err)
+		}
+		second, err := buildImage(b)
+		if err != nil {
+			t.Fatalf("building %s again: %v", b.name, err)
+		}
+		d1, _ := first.Digest()
+		d2, _ := second.Digest()
+		if d1 != d2 {
+			t.Errorf("%s: two builds gave digests %s and %s", b.name, d1, d2)
+		}
+		names := layerEntries(t, first)
+		for _, want := range map[string][]string{
+			"nginx": {"usr/sbin/nginx", "lib64/ld-linux-x86-64.so.2", "etc/nginx/nginx.conf", "usr/share/nginx/html/index.html", "var/lib/nginx/body/", "etc/passwd"},
+			"shell": {"bin/sh", "bin/sleep", "bin/true", "bin/false", "lib64/ld-linux-x86-64.so.2"},
+		}[b.name] {
+			if !names[want] {
+				t.Errorf("%s: layer has no %s", b.name, want)
+			}
+		}
+		t.Logf("%s: %s, %d entries", b.name, d1, len(names))
+	}
+}
+
+// layerEntries reads the image's one layer, checks that every entry is
+// stamped with epoch and owned by root, and returns the entries' names.
+func layerEntries(t *testing.T, img v1.Image) map[string]bool {
+	t.Helper()
+	layers, err := img.Layers()
+	if err != nil || len(layers) != 1 {
+		t.Fatalf("image has layers %v (%v), want one", layers, err)
+	}
+	rc, err := layers[0].Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	names := map[string]bool{}
+	tr := tar.NewReader(rc)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return names
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !hdr.ModTime.Equal(epoch) || hdr.Uid != 0 || hdr.Gid != 0 {
+			t.Errorf("%s: mtime %s, owner %d:%d; want %s, 0:0", hdr.Name, hdr.ModTime, hdr.Uid, hdr.Gid, epoch)
+		}
+		names[hdr.Name] = true
+	}
+}
+
+func TestSharedLibrariesOfShell(t *testing.T) {
+	requireBinaries(t, "ldd", []tool{{"/bin/sh", "dash"}, {"ldd", "libc-bin"}})
+	libs, err := sharedLibraries("/bin/sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var libc, loader bool
+	for _, l := range libs {
+		libc = libc || bytes.HasSuffix([]byte(l), []byte("/libc.so.6"))
+		loader = loader || bytes.Contains([]byte(l), []byte("ld-linux"))
+	}
+	if !libc || !loader {
+		t.Errorf("ldd /bin/sh gave %q, want libc.so.6 and the loader", libs)
+	}
+}
+
+func TestUnescapeMountPath(t *testing.T) {
+	for in, want := range map[string]string{
+		`/tmp/a`:             "/tmp/a",
+		`/tmp/with\040space`: "/tmp/with space",
+		`/tmp/back\134slash`: `/tmp/back\slash`,
+		`/tmp/end\04`:        `/tmp/end\04`,
+	} {
+		if got := unescapeMountPath(in); got != want {
+			t.Errorf("unescapeMountPath(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
