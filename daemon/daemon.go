@@ -21,6 +21,7 @@ import (
 	"github.com/shoal-dev/shoal/manager"
 	"github.com/shoal-dev/shoal/pki"
 	"github.com/shoal-dev/shoal/worker"
+	"github.com/shoal-dev/shoal/worker/containerd"
 )
 
 // Config is a daemon's settings: flags of `shoal daemon`.
@@ -30,6 +31,7 @@ type Config struct {
 	Hostname      string
 	EngineVersion string
 	Manager       manager.Config // timings; addresses and certificate are set per node
+	Containerd    containerd.Config
 	Logger        *slog.Logger
 }
 
@@ -40,7 +42,8 @@ func DefaultConfig() Config {
 		DataDir:  "/var/lib/shoal",
 		Socket:   "unix:///run/shoal/shoal.sock",
 		Hostname: host,
-		Manager:  manager.DefaultConfig(),
+		Manager:    manager.DefaultConfig(),
+		Containerd: containerd.DefaultConfig(),
 	}
 }
 
@@ -82,6 +85,9 @@ type Daemon struct {
 	renewAt time.Time  // when to renew the certificate
 	rnd     *rand.Rand // draws renewal times
 
+	exec  *lazyExecutor
+	tasks *worker.TaskManager // nil when in no swarm
+
 	mgr     atomic.Pointer[manager.Manager]
 	desired atomic.Int32 // desired role from the last session message
 	kick    chan struct{}
@@ -100,7 +106,10 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	cfg.Containerd.StateDir = filepath.Join(cfg.DataDir, "executor")
+	cfg.Containerd.Logger = cfg.Logger
 	d := &Daemon{cfg: cfg, log: cfg.Logger.With("component", "daemon"), kick: make(chan struct{}, 1),
+		exec: &lazyExecutor{cfg: cfg.Containerd},
 		rnd: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return err
@@ -135,6 +144,7 @@ func Run(ctx context.Context, cfg Config) error {
 	d.mu.Lock()
 	d.stop()
 	d.mu.Unlock()
+	d.exec.close()
 	return nil
 }
 
@@ -177,7 +187,12 @@ func (d *Daemon) start(st *State, extra manager.Config) error {
 		}
 	}
 	d.remotes = worker.NewRemotes(st.Managers, func() *tls.Config { return h.ClientConfig(pki.ManagerOU) })
-	agent := worker.New(worker.Config{
+	var agent *worker.Agent
+	tasks := worker.NewTaskManager(d.exec, func(ctx context.Context, u []*api.TaskStatusUpdate) error {
+		return agent.Report(ctx, u)
+	}, d.cfg.Logger)
+	d.tasks = tasks
+	agent = worker.New(worker.Config{
 		Remotes:       d.remotes,
 		Hostname:      d.cfg.Hostname,
 		EngineVersion: d.cfg.EngineVersion,
@@ -187,7 +202,11 @@ func (d *Daemon) start(st *State, extra manager.Config) error {
 	actx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	d.stopAgt, d.agtDone = cancel, done
-	go func() { defer close(done); agent.Run(actx) }()
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); agent.Run(actx) }()
+	go func() { defer wg.Done(); tasks.Run(actx) }()
+	go func() { wg.Wait(); close(done) }()
 	return nil
 }
 
@@ -225,6 +244,7 @@ func (d *Daemon) stop() {
 	if d.remotes != nil {
 		d.remotes.Reset()
 	}
+	d.tasks = nil
 }
 
 // onSession records what the agent's session says: the managers, and the
@@ -234,6 +254,9 @@ func (d *Daemon) onSession(msg *api.SessionMessage) {
 		d.desired.Store(int32(msg.Node.DesiredRole))
 	}
 	d.mu.Lock()
+	if msg.TasksSet && d.tasks != nil {
+		d.tasks.Assign(msg.Tasks, msg.Node.GetSubnet())
+	}
 	if st := d.state; st != nil && len(msg.Managers) > 0 {
 		addrs := make([]string, 0, len(msg.Managers))
 		for _, p := range msg.Managers {

@@ -58,6 +58,15 @@ func (s *swarmServer) Init(ctx context.Context, req *api.InitRequest) (*api.Init
 		return nil, status.Errorf(codes.InvalidArgument, "--cert-expiry: %v", err)
 	}
 
+	pool, size := orDefault(req.DefaultAddrPool, manager.DefaultAddrPool), int(req.DefaultAddrPoolMaskLength)
+	if size == 0 {
+		size = manager.DefaultSubnetSize
+	}
+	subnet, err := manager.NextSubnet(pool, size, nil)
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "--default-addr-pool: %v", err)
+	}
+
 	ca, err := pki.NewRootCA()
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "create root CA: %v", err)
@@ -88,10 +97,13 @@ func (s *swarmServer) Init(ctx context.Context, req *api.InitRequest) (*api.Init
 			NodeCertExpiryNs:  int64(expiry),
 			HeartbeatPeriodNs: int64(d.cfg.Manager.HeartbeatPeriod),
 			TaskHistoryLimit:  5,
+			DefaultAddrPool:   pool,
+			SubnetSize:        uint32(size),
 		},
 		CreatedUnixNano: now,
 	}
 	self := d.describeSelf(nodeID, api.NodeRole_MANAGER, advertise, now)
+	self.Subnet = subnet
 	ictx, cancel := context.WithTimeout(ctx, joinTimeout)
 	defer cancel()
 	if err := d.manager().InitCluster(ictx, cluster, self); err != nil {

@@ -10,11 +10,12 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/integration/clustertest"
+	"github.com/shoal-dev/shoal/integration/imagetest"
 	"github.com/shoal-dev/shoal/integration/testhost"
 )
 
 func TestMain(m *testing.M) {
-	clustertest.Main(m, func() {
+	clustertest.Main(m, imagetest.Cleanup, func() {
 		if probeBin.dir != "" {
 			os.RemoveAll(probeBin.dir)
 		}

@@ -64,6 +64,13 @@ func (s *caServer) IssueNodeCertificate(ctx context.Context, req *api.IssueNodeC
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "cluster CA: %v", err)
 	}
+	// One join at a time on the leader: each takes the next free subnet.
+	s.m.joinMu.Lock()
+	defer s.m.joinMu.Unlock()
+	subnet, err := NextSubnet(cl.Settings.GetDefaultAddrPool(), int(cl.Settings.GetSubnetSize()), s.m.store.FSM().Nodes())
+	if err != nil {
+		return nil, status.Errorf(codes.ResourceExhausted, "%v", err)
+	}
 	id := pki.NewID()
 	certPEM, err := ca.IssueNodeCert(req.CsrPem, id, roleOU(role), cl.Id, time.Duration(cl.Settings.GetNodeCertExpiryNs()))
 	if err != nil {
@@ -81,6 +88,7 @@ func (s *caServer) IssueNodeCertificate(ctx context.Context, req *api.IssueNodeC
 		EngineVersion:   req.EngineVersion,
 		Os:              req.Os,
 		Arch:            req.Arch,
+		Subnet:          subnet,
 		CreatedUnixNano: now,
 		UpdatedUnixNano: now,
 	}

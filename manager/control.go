@@ -175,64 +175,67 @@ func (m *Manager) resolveNode(ref string) (*api.Node, error) {
 	return nil, status.Errorf(codes.NotFound, "node %s not found", ref)
 }
 
-// localControl serves the Control API on the daemon's socket.
+// localControl serves the Control API on the daemon's socket, through
+// whatever manager the node runs at the time of the call.
 type localControl struct {
 	api.UnimplementedControlServer
 	get func() *Manager
 }
 
-func (l *localControl) server() (*control, error) {
+// via runs one Control method on the current manager.
+func via[Req, Resp any](l *localControl, ctx context.Context, req Req, method func(*control, context.Context, Req) (Resp, error)) (Resp, error) {
 	m := l.get()
 	if m == nil {
-		return nil, ErrNotManager
+		var zero Resp
+		return zero, ErrNotManager
 	}
-	return &control{m: m}, nil
+	return method(&control{m: m}, ctx, req)
 }
 
 func (l *localControl) ListNodes(ctx context.Context, req *api.ListNodesRequest) (*api.ListNodesResponse, error) {
-	c, err := l.server()
-	if err != nil {
-		return nil, err
-	}
-	return c.ListNodes(ctx, req)
+	return via(l, ctx, req, (*control).ListNodes)
 }
 
 func (l *localControl) GetNode(ctx context.Context, req *api.GetNodeRequest) (*api.Node, error) {
-	c, err := l.server()
-	if err != nil {
-		return nil, err
-	}
-	return c.GetNode(ctx, req)
+	return via(l, ctx, req, (*control).GetNode)
 }
 
 func (l *localControl) UpdateNode(ctx context.Context, req *api.UpdateNodeRequest) (*api.Node, error) {
-	c, err := l.server()
-	if err != nil {
-		return nil, err
-	}
-	return c.UpdateNode(ctx, req)
+	return via(l, ctx, req, (*control).UpdateNode)
 }
 
 func (l *localControl) RemoveNode(ctx context.Context, req *api.RemoveNodeRequest) (*api.RemoveNodeResponse, error) {
-	c, err := l.server()
-	if err != nil {
-		return nil, err
-	}
-	return c.RemoveNode(ctx, req)
+	return via(l, ctx, req, (*control).RemoveNode)
 }
 
 func (l *localControl) GetJoinToken(ctx context.Context, req *api.GetJoinTokenRequest) (*api.JoinToken, error) {
-	c, err := l.server()
-	if err != nil {
-		return nil, err
-	}
-	return c.GetJoinToken(ctx, req)
+	return via(l, ctx, req, (*control).GetJoinToken)
 }
 
 func (l *localControl) RotateJoinToken(ctx context.Context, req *api.GetJoinTokenRequest) (*api.JoinToken, error) {
-	c, err := l.server()
-	if err != nil {
-		return nil, err
-	}
-	return c.RotateJoinToken(ctx, req)
+	return via(l, ctx, req, (*control).RotateJoinToken)
+}
+
+func (l *localControl) CreateService(ctx context.Context, req *api.CreateServiceRequest) (*api.Service, error) {
+	return via(l, ctx, req, (*control).CreateService)
+}
+
+func (l *localControl) UpdateService(ctx context.Context, req *api.UpdateServiceRequest) (*api.Service, error) {
+	return via(l, ctx, req, (*control).UpdateService)
+}
+
+func (l *localControl) RemoveService(ctx context.Context, req *api.RemoveServiceRequest) (*api.RemoveServiceResponse, error) {
+	return via(l, ctx, req, (*control).RemoveService)
+}
+
+func (l *localControl) GetService(ctx context.Context, req *api.GetServiceRequest) (*api.Service, error) {
+	return via(l, ctx, req, (*control).GetService)
+}
+
+func (l *localControl) ListServices(ctx context.Context, req *api.ListServicesRequest) (*api.ListServicesResponse, error) {
+	return via(l, ctx, req, (*control).ListServices)
+}
+
+func (l *localControl) ListTasks(ctx context.Context, req *api.ListTasksRequest) (*api.ListTasksResponse, error) {
+	return via(l, ctx, req, (*control).ListTasks)
 }

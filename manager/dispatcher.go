@@ -13,6 +13,7 @@ import (
 
 	"github.com/shoal-dev/shoal/api"
 	"github.com/shoal-dev/shoal/pki"
+	"github.com/shoal-dev/shoal/raftstore"
 )
 
 // dispatcher holds the sessions of every node's agent. It serves only while
@@ -27,6 +28,7 @@ type dispatcher struct {
 	sessions map[string]*session
 	expect   map[string]time.Time // Ready nodes without a session yet, by deadline
 	pending  map[string]*api.NodeStatus
+	statuses map[string]*api.TaskStatusUpdate // task status reports to write
 	kick     chan struct{}
 }
 
@@ -46,6 +48,7 @@ func newDispatcher(m *Manager) *dispatcher {
 		m:        m,
 		sessions: map[string]*session{},
 		pending:  map[string]*api.NodeStatus{},
+		statuses: map[string]*api.TaskStatusUpdate{},
 		kick:     make(chan struct{}, 1),
 	}
 }
@@ -77,6 +80,7 @@ func (d *dispatcher) lead(ctx context.Context) {
 			delete(d.sessions, id)
 		}
 		d.pending = map[string]*api.NodeStatus{}
+		d.statuses = map[string]*api.TaskStatusUpdate{}
 		d.mu.Unlock()
 	}()
 
@@ -136,22 +140,72 @@ func (d *dispatcher) queueLocked(id string, state api.NodeState, msg, addr strin
 	}
 }
 
-// flush writes the queued status changes as one Raft entry.
+// flush writes the queued node and task status changes, one Raft entry
+// for each kind.
 func (d *dispatcher) flush(ctx context.Context) {
 	d.mu.Lock()
-	if len(d.pending) == 0 {
-		d.mu.Unlock()
-		return
+	var nodes *api.SetNodeStatus
+	if len(d.pending) > 0 {
+		nodes = &api.SetNodeStatus{UnixNano: time.Now().UnixNano()}
+		for _, st := range d.pending {
+			nodes.Statuses = append(nodes.Statuses, st)
+		}
+		d.pending = map[string]*api.NodeStatus{}
 	}
-	batch := &api.SetNodeStatus{UnixNano: time.Now().UnixNano()}
-	for _, st := range d.pending {
-		batch.Statuses = append(batch.Statuses, st)
+	var tasks *api.TaskBatch
+	if len(d.statuses) > 0 {
+		tasks = &api.TaskBatch{}
+		for _, u := range d.statuses {
+			tasks.Status = append(tasks.Status, u)
+		}
+		d.statuses = map[string]*api.TaskStatusUpdate{}
 	}
-	d.pending = map[string]*api.NodeStatus{}
 	d.mu.Unlock()
-	if _, err := d.m.store.Apply(ctx, &api.Command{Op: &api.Command_SetNodeStatus{SetNodeStatus: batch}}); err != nil {
-		d.m.log.Warn("writing node status", "nodes", len(batch.Statuses), "err", err)
+	if nodes != nil {
+		if _, err := d.m.store.Apply(ctx, &api.Command{Op: &api.Command_SetNodeStatus{SetNodeStatus: nodes}}); err != nil {
+			d.m.log.Warn("writing node status", "nodes", len(nodes.Statuses), "err", err)
+		}
 	}
+	if tasks != nil {
+		if _, err := d.m.store.Apply(ctx, &api.Command{Op: &api.Command_Tasks{Tasks: tasks}}); err != nil {
+			d.m.log.Warn("writing task status", "tasks", len(tasks.Status), "err", err)
+		}
+	}
+}
+
+// UpdateTaskStatus takes an agent's reports on its tasks. They are written
+// with the next flush, many nodes' reports in one Raft entry; the time of
+// each is this manager's, as the restart delays are measured by it.
+func (d *dispatcher) UpdateTaskStatus(ctx context.Context, req *api.UpdateTaskStatusRequest) (*api.UpdateTaskStatusResponse, error) {
+	who, ok := caller(ctx)
+	if !ok {
+		return nil, status.Error(codes.Unauthenticated, "task status needs the node's certificate")
+	}
+	f := d.m.store.FSM()
+	now := time.Now().UnixNano()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.leading == nil {
+		return nil, d.notLeader(func(md metadata.MD) { grpc.SetTrailer(ctx, md) })
+	}
+	if s := d.sessions[who.NodeID]; s == nil || s.id != req.SessionId {
+		return nil, status.Error(codes.NotFound, "no such session; open a new one")
+	}
+	for _, u := range req.Updates {
+		t, ok := f.Task(u.GetTaskId())
+		if !ok || t.NodeId != who.NodeID || u.Status == nil {
+			continue
+		}
+		u.Status.UnixNano = now
+		if old, ok := d.statuses[u.TaskId]; !ok || u.Status.State >= old.Status.State {
+			d.statuses[u.TaskId] = u
+		}
+	}
+	select {
+	case d.kick <- struct{}{}:
+	default:
+	}
+	return &api.UpdateTaskStatusResponse{}, nil
 }
 
 // open starts a session for a node, replacing any older one.
@@ -259,8 +313,10 @@ func (d *dispatcher) message(s *session) (*api.SessionMessage, bool) {
 		HeartbeatPeriodNs: int64(d.period()),
 		Node: &api.Node{
 			Id: n.Id, Hostname: n.Hostname, Role: n.Role, DesiredRole: n.DesiredRole,
-			Availability: n.Availability, AdvertiseAddr: n.AdvertiseAddr,
+			Availability: n.Availability, AdvertiseAddr: n.AdvertiseAddr, Subnet: n.Subnet,
 		},
+		Tasks:    d.m.store.FSM().Tasks(raftstore.TaskFilter{NodeID: s.nodeID}),
+		TasksSet: true,
 	}, true
 }
 

@@ -79,6 +79,7 @@ type Manager struct {
 	probe  *prober
 	disp   *dispatcher
 	fsm    atomic.Pointer[raftstore.FSM] // set once Raft is open
+	joinMu sync.Mutex                    // joins one at a time: subnets
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -217,7 +218,12 @@ type leaderLoops struct {
 func (m *Manager) startLeading(ctx context.Context) *leaderLoops {
 	lctx, cancel := context.WithCancel(ctx)
 	l := &leaderLoops{cancel: cancel, done: make(chan struct{})}
-	go func() { defer close(l.done); m.disp.lead(lctx) }()
+	var wg sync.WaitGroup
+	for _, loop := range []func(context.Context){m.disp.lead, m.reconcile} {
+		wg.Add(1)
+		go func() { defer wg.Done(); loop(lctx) }()
+	}
+	go func() { wg.Wait(); close(l.done) }()
 	return l
 }
 

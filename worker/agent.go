@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -30,6 +31,27 @@ type Config struct {
 type Agent struct {
 	cfg Config
 	log *slog.Logger
+	cur atomic.Pointer[current] // the session now open, if any
+}
+
+// current is an open session: where task status goes.
+type current struct {
+	client api.DispatcherClient
+	id     string
+}
+
+// ErrNoSession is what Report returns while no session is open.
+var ErrNoSession = errors.New("no session with a manager")
+
+// Report sends task status updates through the open session; the task
+// manager retries when it fails.
+func (a *Agent) Report(ctx context.Context, updates []*api.TaskStatusUpdate) error {
+	c := a.cur.Load()
+	if c == nil {
+		return ErrNoSession
+	}
+	_, err := c.client.UpdateTaskStatus(ctx, &api.UpdateTaskStatusRequest{SessionId: c.id, Updates: updates})
+	return err
 }
 
 // New returns an agent; Run starts it.
@@ -94,6 +116,9 @@ func (a *Agent) session(ctx context.Context, addr string) (leader string, err er
 		return leaderHint(stream.Trailer()), err
 	}
 	a.log.Info("session established", "manager", addr)
+	cur := &current{client: client, id: msg.SessionId}
+	a.cur.Store(cur)
+	defer a.cur.CompareAndSwap(cur, nil)
 	a.handle(msg)
 	period := time.Duration(msg.HeartbeatPeriodNs)
 	beats := make(chan error, 1)

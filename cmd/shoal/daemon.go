@@ -46,6 +46,10 @@ func newDaemonCommand() *cobra.Command {
 	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "Directory for the node's state, certificates and Raft data")
 	f.StringVar(&cfg.Hostname, "hostname", cfg.Hostname, "Name of this node in the swarm")
 	f.BoolVarP(&debug, "debug", "D", false, "Log debug messages")
+	c := &cfg.Containerd
+	f.StringVar(&c.Socket, "containerd-socket", c.Socket, "containerd's socket")
+	f.StringVar(&c.Namespace, "containerd-namespace", c.Namespace, "containerd namespace of this node's containers (several local nodes may share one containerd)")
+	f.StringSliceVar(&c.InsecureRegistries, "insecure-registry", nil, "Registry HOST:PORT to pull from over plain HTTP (repeatable)")
 	m := &cfg.Manager
 	f.DurationVar(&m.HeartbeatPeriod, "heartbeat-period", m.HeartbeatPeriod, "Agent heartbeat period, set for the cluster by `swarm init`")
 	f.IntVar(&m.DownAfter, "down-after", m.DownAfter, "Heartbeat periods missed before a node is Down")

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-dev/shoal/integration/internal/mounts"
 	"github.com/shoal-dev/shoal/integration/testhost"
 )
 
@@ -363,6 +364,11 @@ func testDir(t testing.TB) string {
 		if t.Failed() && os.Getenv("SHOAL_KEEP_TEST_DIRS") == "1" {
 			t.Logf("clustertest: kept %s (SHOAL_KEEP_TEST_DIRS=1)", dir)
 			return
+		}
+		// A daemon killed with tasks running leaves their network
+		// namespaces mounted below its data dir.
+		if err := mounts.UnmountUnder(dir); err != nil {
+			t.Errorf("clustertest: %v", err)
 		}
 		if err := os.RemoveAll(dir); err != nil {
 			t.Errorf("clustertest: %v", err)

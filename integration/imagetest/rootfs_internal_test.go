@@ -88,16 +88,3 @@ func TestSharedLibrariesOfShell(t *testing.T) {
 		t.Errorf("ldd /bin/sh gave %q, want libc.so.6 and the loader", libs)
 	}
 }
-
-func TestUnescapeMountPath(t *testing.T) {
-	for in, want := range map[string]string{
-		`/tmp/a`:             "/tmp/a",
-		`/tmp/with\040space`: "/tmp/with space",
-		`/tmp/back\134slash`: `/tmp/back\slash`,
-		`/tmp/end\04`:        `/tmp/end\04`,
-	} {
-		if got := unescapeMountPath(in); got != want {
-			t.Errorf("unescapeMountPath(%q) = %q, want %q", in, got, want)
-		}
-	}
-}

@@ -1,0 +1,179 @@
+package manager
+
+import (
+	"context"
+	"regexp"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/shoal-dev/shoal/api"
+	"github.com/shoal-dev/shoal/pki"
+	"github.com/shoal-dev/shoal/raftstore"
+)
+
+// maxReplicas bounds a service's size; the orchestrator walks every slot.
+const maxReplicas = 100000
+
+// Defaults a service gets where its spec is silent, as Docker's.
+const (
+	defaultRestartDelay = 5 * time.Second
+	defaultStopGrace    = 10 * time.Second
+)
+
+var validName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$`)
+
+func (c *control) CreateService(ctx context.Context, req *api.CreateServiceRequest) (*api.Service, error) {
+	spec := proto.CloneOf(req.GetSpec())
+	if spec == nil || spec.GetContainer().GetImage() == "" {
+		return nil, status.Error(codes.InvalidArgument, "a service needs an image: shoal service create [OPTIONS] IMAGE [COMMAND] [ARG...]")
+	}
+	id := pki.NewID()
+	if spec.Name == "" {
+		spec.Name = id[:12]
+	}
+	if err := validateSpec(spec); err != nil {
+		return nil, err
+	}
+	now := time.Now().UnixNano()
+	svc := &api.Service{Id: id, Spec: spec, Version: 1, CreatedUnixNano: now, UpdatedUnixNano: now}
+	cmd := &api.Command{Op: &api.Command_PutService{PutService: &api.PutService{Service: svc}}}
+	if _, err := c.m.store.Apply(ctx, cmd); err != nil {
+		if strings.Contains(err.Error(), raftstore.ErrExists.Error()) {
+			return nil, status.Errorf(codes.AlreadyExists, "service %s already exists", spec.Name)
+		}
+		return nil, toStatus(err)
+	}
+	return svc, nil
+}
+
+// validateSpec checks a spec and fills in Docker's defaults.
+func validateSpec(spec *api.ServiceSpec) error {
+	if !validName.MatchString(spec.Name) {
+		return status.Errorf(codes.InvalidArgument, "invalid service name %q: use letters, digits, '_', '.' and '-' (up to 63), starting with a letter or digit", spec.Name)
+	}
+	if spec.Replicas > maxReplicas {
+		return status.Errorf(codes.InvalidArgument, "%d replicas is more than shoal allows (%d)", spec.Replicas, maxReplicas)
+	}
+	for _, e := range spec.Container.Env {
+		if k, _, _ := strings.Cut(e, "="); k == "" {
+			return status.Errorf(codes.InvalidArgument, "invalid environment variable %q: use KEY=VALUE", e)
+		}
+	}
+	if spec.Restart == nil {
+		spec.Restart = &api.RestartPolicy{DelayNs: int64(defaultRestartDelay)}
+	}
+	if spec.Restart.DelayNs < 0 || spec.Restart.WindowNs < 0 || spec.Container.StopGracePeriodNs < 0 {
+		return status.Error(codes.InvalidArgument, "durations in a service spec can't be negative")
+	}
+	if spec.Container.StopGracePeriodNs == 0 {
+		spec.Container.StopGracePeriodNs = int64(defaultStopGrace)
+	}
+	return nil
+}
+
+func (c *control) UpdateService(ctx context.Context, req *api.UpdateServiceRequest) (*api.Service, error) {
+	svc, err := c.m.resolveService(req.Ref)
+	if err != nil {
+		return nil, err
+	}
+	if req.Replicas == nil {
+		return svc, nil
+	}
+	if *req.Replicas > maxReplicas {
+		return nil, status.Errorf(codes.InvalidArgument, "%d replicas is more than shoal allows (%d)", *req.Replicas, maxReplicas)
+	}
+	svc.Spec.Replicas = *req.Replicas
+	svc.Version++
+	svc.UpdatedUnixNano = time.Now().UnixNano()
+	cmd := &api.Command{Op: &api.Command_PutService{PutService: &api.PutService{Service: svc}}}
+	if _, err := c.m.store.Apply(ctx, cmd); err != nil {
+		return nil, toStatus(err)
+	}
+	return svc, nil
+}
+
+func (c *control) RemoveService(ctx context.Context, req *api.RemoveServiceRequest) (*api.RemoveServiceResponse, error) {
+	svc, err := c.m.resolveService(req.Ref)
+	if err != nil {
+		return nil, err
+	}
+	cmd := &api.Command{Op: &api.Command_RemoveService{RemoveService: &api.RemoveService{Id: svc.Id}}}
+	if _, err := c.m.store.Apply(ctx, cmd); err != nil {
+		return nil, toStatus(err)
+	}
+	return &api.RemoveServiceResponse{Id: svc.Id}, nil
+}
+
+func (c *control) GetService(ctx context.Context, req *api.GetServiceRequest) (*api.Service, error) {
+	return c.m.resolveService(req.Ref)
+}
+
+func (c *control) ListServices(ctx context.Context, _ *api.ListServicesRequest) (*api.ListServicesResponse, error) {
+	f := c.m.store.FSM()
+	running := map[string]uint64{}
+	for _, t := range f.Tasks(raftstore.TaskFilter{}) {
+		if t.DesiredState == api.TaskState_RUNNING && t.GetStatus().GetState() == api.TaskState_RUNNING {
+			running[t.ServiceId]++
+		}
+	}
+	out := &api.ListServicesResponse{}
+	for _, s := range f.Services() {
+		out.Services = append(out.Services, &api.ServiceSummary{Service: s, Running: running[s.Id]})
+	}
+	return out, nil
+}
+
+func (c *control) ListTasks(ctx context.Context, req *api.ListTasksRequest) (*api.ListTasksResponse, error) {
+	var filter raftstore.TaskFilter
+	if req.Service != "" {
+		svc, err := c.m.resolveService(req.Service)
+		if err != nil {
+			return nil, err
+		}
+		filter.ServiceID = svc.Id
+	}
+	if req.Node != "" {
+		n, err := c.m.resolveNode(req.Node)
+		if err != nil {
+			return nil, err
+		}
+		filter.NodeID = n.Id
+	}
+	f := c.m.store.FSM()
+	out := &api.ListTasksResponse{Tasks: f.Tasks(filter), NodeNames: map[string]string{}}
+	for _, n := range f.Nodes() {
+		out.NodeNames[n.Id] = n.Hostname
+	}
+	return out, nil
+}
+
+// resolveService finds a service by ID, name or unique ID prefix.
+func (m *Manager) resolveService(ref string) (*api.Service, error) {
+	if ref == "" {
+		return nil, status.Error(codes.InvalidArgument, "no service given: name a service by name, ID or ID prefix")
+	}
+	f := m.store.FSM()
+	if s, ok := f.Service(ref); ok {
+		return s, nil
+	}
+	var byPrefix []*api.Service
+	for _, s := range f.Services() {
+		if s.Spec.Name == ref {
+			return s, nil
+		}
+		if strings.HasPrefix(s.Id, ref) {
+			byPrefix = append(byPrefix, s)
+		}
+	}
+	switch len(byPrefix) {
+	case 0:
+		return nil, status.Errorf(codes.NotFound, "service %s not found", ref)
+	case 1:
+		return byPrefix[0], nil
+	}
+	return nil, status.Errorf(codes.FailedPrecondition, "service %s is ambiguous (%d matches found)", ref, len(byPrefix))
+}
