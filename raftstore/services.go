@@ -101,7 +101,15 @@ func (f *FSM) taskBatch(b *api.TaskBatch) error {
 		}
 	}
 	for _, t := range b.Put {
-		f.t.putTask(proto.CloneOf(t))
+		t = proto.CloneOf(t)
+		if old, ok := f.t.tasks[t.Id]; ok {
+			// A put made from an older copy never takes a task back.
+			t.DesiredState = max(t.DesiredState, old.DesiredState)
+			if !statusForward(old.GetStatus().GetState(), t.GetStatus().GetState()) {
+				t.Status = old.Status
+			}
+		}
+		f.t.putTask(t)
 	}
 	for _, id := range b.Delete {
 		f.t.dropTask(id)

@@ -1,0 +1,42 @@
+package raftstore
+
+import (
+	"testing"
+
+	"github.com/shoal-dev/shoal/api"
+)
+
+func tasks(b *api.TaskBatch) *api.Command { return &api.Command{Op: &api.Command_Tasks{Tasks: b}} }
+
+// A task's state and desired state only move forward, whether the change
+// comes as a status report, a desired state or a whole task put from an
+// older copy.
+func TestTaskBatchMovesOnlyForward(t *testing.T) {
+	f := NewFSM()
+	st := func(s api.TaskState) *api.TaskStatus { return &api.TaskStatus{State: s} }
+	mustFSMApply(t, f, tasks(&api.TaskBatch{Put: []*api.Task{{Id: "t1", ServiceId: "s", NodeId: "n1", DesiredState: api.TaskState_RUNNING, Status: st(api.TaskState_ASSIGNED)}}}))
+	mustFSMApply(t, f, tasks(&api.TaskBatch{Status: []*api.TaskStatusUpdate{{TaskId: "t1", Status: st(api.TaskState_RUNNING)}}}))
+	mustFSMApply(t, f, tasks(&api.TaskBatch{Status: []*api.TaskStatusUpdate{{TaskId: "t1", Status: st(api.TaskState_PREPARING)}}}))
+	if got, _ := f.Task("t1"); got.Status.State != api.TaskState_RUNNING {
+		t.Fatalf("a report moved the task back to %s", got.Status.State)
+	}
+	mustFSMApply(t, f, tasks(&api.TaskBatch{Desired: []*api.TaskDesiredState{{TaskId: "t1", State: api.TaskState_SHUTDOWN}}}))
+	// A put from a copy made before both changes keeps them.
+	mustFSMApply(t, f, tasks(&api.TaskBatch{Put: []*api.Task{{Id: "t1", ServiceId: "s", NodeId: "n1", DesiredState: api.TaskState_RUNNING, Status: st(api.TaskState_ASSIGNED)}}}))
+	got, _ := f.Task("t1")
+	if got.Status.State != api.TaskState_RUNNING || got.DesiredState != api.TaskState_SHUTDOWN {
+		t.Fatalf("a stale put took the task back to %s, desired %s", got.Status.State, got.DesiredState)
+	}
+	mustFSMApply(t, f, tasks(&api.TaskBatch{Status: []*api.TaskStatusUpdate{{TaskId: "t1", Status: st(api.TaskState_SHUTDOWN)}}}))
+	mustFSMApply(t, f, tasks(&api.TaskBatch{Status: []*api.TaskStatusUpdate{{TaskId: "t1", Status: st(api.TaskState_FAILED)}}}))
+	if got, _ := f.Task("t1"); got.Status.State != api.TaskState_SHUTDOWN {
+		t.Fatalf("an ended task moved on to %s", got.Status.State)
+	}
+	if n := len(f.Tasks(TaskFilter{NodeID: "n1"})); n != 1 {
+		t.Fatalf("node index holds %d tasks", n)
+	}
+	mustFSMApply(t, f, tasks(&api.TaskBatch{Delete: []string{"t1"}}))
+	if n := len(f.Tasks(TaskFilter{NodeID: "n1"})) + len(f.Tasks(TaskFilter{ServiceID: "s"})); n != 0 {
+		t.Fatalf("indexes keep %d deleted tasks", n)
+	}
+}
