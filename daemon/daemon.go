@@ -39,9 +39,9 @@ type Config struct {
 func DefaultConfig() Config {
 	host, _ := os.Hostname()
 	return Config{
-		DataDir:  "/var/lib/shoal",
-		Socket:   "unix:///run/shoal/shoal.sock",
-		Hostname: host,
+		DataDir:    "/var/lib/shoal",
+		Socket:     "unix:///run/shoal/shoal.sock",
+		Hostname:   host,
 		Manager:    manager.DefaultConfig(),
 		Containerd: containerd.DefaultConfig(),
 	}
@@ -110,7 +110,7 @@ func Run(ctx context.Context, cfg Config) error {
 	cfg.Containerd.Logger = cfg.Logger
 	d := &Daemon{cfg: cfg, log: cfg.Logger.With("component", "daemon"), kick: make(chan struct{}, 1),
 		exec: &lazyExecutor{cfg: cfg.Containerd},
-		rnd: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))}
+		rnd:  rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return err
 	}
