@@ -64,13 +64,14 @@ func (m *Manager) reconcileOnce(ctx context.Context, now time.Time) (time.Time, 
 
 // plan is the pure part of a pass: what to create, stop, delete and place.
 func plan(cl *api.Cluster, nodes []*api.Node, services []*api.Service, tasks []*api.Task, now time.Time) (*api.TaskBatch, time.Time) {
-	up := map[string]bool{}
+	// Tasks on a node that is down, gone or drained are replaced at once.
+	keeps := map[string]bool{}
 	for _, n := range nodes {
-		if n.State != api.NodeState_DOWN {
-			up[n.Id] = true
+		if n.State != api.NodeState_DOWN && n.Availability != api.NodeAvailability_DRAIN {
+			keeps[n.Id] = true
 		}
 	}
-	nodeDown := func(id string) bool { return !up[id] }
+	nodeDown := func(id string) bool { return !keeps[id] }
 	history := int(cl.GetSettings().GetTaskHistoryLimit())
 
 	byService := map[string][]*api.Task{}

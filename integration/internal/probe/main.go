@@ -132,6 +132,8 @@ func grpcCall(addr string, conf *tls.Config, call string) error {
 					"id": t.Id, "service": t.ServiceName, "node": resp.NodeNames[t.NodeId],
 					"address": t.GetStatus().GetAddress(), "state": t.GetStatus().GetState().String(),
 					"desired": t.DesiredState.String(), "slot": fmt.Sprint(t.Slot),
+					"error": t.GetStatus().GetErr(), "since": fmt.Sprint(t.GetStatus().GetUnixNano()),
+					"created": fmt.Sprint(t.CreatedUnixNano),
 				})
 				fmt.Println(string(b))
 			}
