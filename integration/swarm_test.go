@@ -1,7 +1,11 @@
 package integration
 
 import (
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -37,8 +41,10 @@ func TestTutorialJoinPromoteDemote(t *testing.T) {
 	}
 	w["node-02"], w["node-03"] = want{"Ready", "Reachable"}, want{"Ready", "Reachable"}
 	c.waitNodes(1, settle, w)
-	// A promoted node is a manager: it answers node ls itself.
+	// A promoted node is a manager: it answers node ls itself, with a
+	// certificate re-issued for its new role.
 	c.waitNodes(2, settle, w)
+	c.checkRole(2, "swarm-manager")
 
 	for _, n := range []string{"node-02", "node-03"} {
 		if out := c.node(1).MustCLI(t, "node", "demote", n); strings.TrimSpace(out) != "Manager "+n+" demoted in the swarm." {
@@ -47,6 +53,7 @@ func TestTutorialJoinPromoteDemote(t *testing.T) {
 	}
 	w["node-02"], w["node-03"] = want{"Ready", ""}, want{"Ready", ""}
 	c.waitNodes(1, settle, w)
+	clustertest.WaitFor(t, settle, "node-02's certificate to say swarm-worker again", func() error { return c.role(2, "swarm-worker") })
 	clustertest.WaitFor(t, settle, "node-02 to stop answering as a manager", func() error {
 		out, err := c.node(2).CLI("node", "ls")
 		if err == nil || !strings.Contains(out, "This node is not a swarm manager") {
@@ -204,4 +211,31 @@ func threeManagersAndWorker(t *testing.T) *cluster {
 	}
 	c.waitNodes(1, settle, w)
 	return c
+}
+
+// role checks the OU of node i's certificate on disk.
+func (c *cluster) role(i int, ou string) error {
+	b, err := os.ReadFile(filepath.Join(c.certDir(i), "cert.pem"))
+	if err != nil {
+		return err
+	}
+	block, _ := pem.Decode(b)
+	if block == nil {
+		return fmt.Errorf("node-%02d: no PEM in cert.pem", i)
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return err
+	}
+	if got := cert.Subject.OrganizationalUnit; len(got) != 1 || got[0] != ou {
+		return fmt.Errorf("node-%02d's certificate has OU %v, want %s", i, got, ou)
+	}
+	return nil
+}
+
+func (c *cluster) checkRole(i int, ou string) {
+	c.t.Helper()
+	if err := c.role(i, ou); err != nil {
+		c.t.Error(err)
+	}
 }
