@@ -258,9 +258,30 @@ func (s *swarmServer) Leave(ctx context.Context, req *api.LeaveRequest) (*api.Le
 		return nil, status.Error(codes.FailedPrecondition, d.leaveWarning())
 	}
 	d.stop()
+	d.removeContainers(ctx)
 	d.wipe()
 	d.log.Info("left the swarm")
 	return &api.LeaveResponse{}, nil
+}
+
+// removeContainers stops and removes the node's task containers: a node
+// that leaves the swarm runs none of its tasks any more.
+func (d *Daemon) removeContainers(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	ctrs, err := d.exec.Containers(ctx)
+	if err != nil {
+		d.log.Warn("leaving: listing task containers", "err", err)
+		return
+	}
+	for _, c := range ctrs {
+		if err := d.exec.Stop(ctx, c.TaskID, 10*time.Second); err != nil {
+			d.log.Warn("leaving: stopping task", "task", c.TaskID, "err", err)
+		}
+		if err := d.exec.Remove(ctx, c.TaskID); err != nil {
+			d.log.Warn("leaving: removing task", "task", c.TaskID, "err", err)
+		}
+	}
 }
 
 // leaveWarning is Swarm's refusal to let a manager leave without --force.
