@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -41,6 +42,19 @@ type fakeDaemon struct {
 	// fail makes a call fail: keyed by method name, or by "Method ref".
 	fail  map[string]error
 	calls []call
+
+	services  []*api.Service
+	running   map[string]uint64 // service ID to its running tasks, for ListServices
+	tasks     []*api.Task
+	nodeNames map[string]string
+	// taskFrames, when set, are what successive ListTasks calls return,
+	// the last one over and over once they run out: a service converging.
+	taskFrames [][]*api.Task
+	listTasks  int
+	// onListTasks, when set, is called with the number of each ListTasks
+	// call, say to press ^C at the third.
+	onListTasks  func(n int)
+	newServiceID string // the ID CreateService gives
 }
 
 type call struct {
@@ -55,7 +69,9 @@ func newFakeDaemon() *fakeDaemon {
 			api.NodeRole_WORKER:  "SWMTKN-1-0000000000000000000000000000000000000000000000abcd-worker0000000000000000001",
 			api.NodeRole_MANAGER: "SWMTKN-1-0000000000000000000000000000000000000000000000abcd-manager000000000000000001",
 		},
-		fail: map[string]error{},
+		fail:         map[string]error{},
+		running:      map[string]uint64{},
+		newServiceID: "q8w3e5r7t9y1u2i4o6p8a0s2d",
 	}
 }
 
@@ -216,6 +232,123 @@ func (f *fakeDaemon) RotateJoinToken(_ context.Context, req *api.GetJoinTokenReq
 	}
 	f.tokens[req.Role] = strings.Replace(f.tokens[req.Role], "0001", "0002", 1)
 	return &api.JoinToken{Role: req.Role, Token: f.tokens[req.Role], ManagerAddrs: f.addrs}, nil
+}
+
+func (f *fakeDaemon) findService(ref string) *api.Service {
+	for _, s := range f.services {
+		if s.Id == ref || s.Spec.GetName() == ref {
+			return s
+		}
+	}
+	for _, s := range f.services {
+		if ref != "" && strings.HasPrefix(s.Id, ref) {
+			return s
+		}
+	}
+	return nil
+}
+
+func serviceNotFound(ref string) error {
+	return status.Errorf(codes.NotFound, "service %s not found", ref)
+}
+
+func (f *fakeDaemon) CreateService(_ context.Context, req *api.CreateServiceRequest) (*api.Service, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.record("CreateService", req.GetSpec().GetName(), req); err != nil {
+		return nil, err
+	}
+	svc := &api.Service{
+		Id: f.newServiceID, Spec: proto.CloneOf(req.Spec), Version: 1,
+		CreatedUnixNano: joined.UnixNano(), UpdatedUnixNano: joined.UnixNano(),
+	}
+	f.services = append(f.services, svc)
+	return proto.CloneOf(svc), nil
+}
+
+func (f *fakeDaemon) UpdateService(_ context.Context, req *api.UpdateServiceRequest) (*api.Service, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.record("UpdateService", req.Ref, req); err != nil {
+		return nil, err
+	}
+	svc := f.findService(req.Ref)
+	if svc == nil {
+		return nil, serviceNotFound(req.Ref)
+	}
+	if req.Replicas != nil {
+		svc.Spec.Replicas = *req.Replicas
+	}
+	svc.Version++
+	return proto.CloneOf(svc), nil
+}
+
+func (f *fakeDaemon) RemoveService(_ context.Context, req *api.RemoveServiceRequest) (*api.RemoveServiceResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.record("RemoveService", req.Ref, req); err != nil {
+		return nil, err
+	}
+	svc := f.findService(req.Ref)
+	if svc == nil {
+		return nil, serviceNotFound(req.Ref)
+	}
+	f.services = slices.DeleteFunc(f.services, func(s *api.Service) bool { return s == svc })
+	return &api.RemoveServiceResponse{Id: svc.Id}, nil
+}
+
+func (f *fakeDaemon) GetService(_ context.Context, req *api.GetServiceRequest) (*api.Service, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.record("GetService", req.Ref, req); err != nil {
+		return nil, err
+	}
+	if svc := f.findService(req.Ref); svc != nil {
+		return proto.CloneOf(svc), nil
+	}
+	return nil, serviceNotFound(req.Ref)
+}
+
+func (f *fakeDaemon) ListServices(_ context.Context, req *api.ListServicesRequest) (*api.ListServicesResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.record("ListServices", "", req); err != nil {
+		return nil, err
+	}
+	resp := &api.ListServicesResponse{}
+	for _, s := range f.services {
+		resp.Services = append(resp.Services, &api.ServiceSummary{Service: s, Running: f.running[s.Id]})
+	}
+	return resp, nil
+}
+
+func (f *fakeDaemon) ListTasks(_ context.Context, req *api.ListTasksRequest) (*api.ListTasksResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.record("ListTasks", req.Service, req); err != nil {
+		return nil, err
+	}
+	f.listTasks++
+	if f.onListTasks != nil {
+		f.onListTasks(f.listTasks)
+	}
+	tasks := f.tasks
+	if n := len(f.taskFrames); n > 0 {
+		tasks = f.taskFrames[min(f.listTasks, n)-1]
+	}
+	var svc *api.Service
+	if req.Service != "" {
+		if svc = f.findService(req.Service); svc == nil {
+			return nil, serviceNotFound(req.Service)
+		}
+	}
+	resp := &api.ListTasksResponse{NodeNames: f.nodeNames}
+	for _, t := range tasks {
+		if svc == nil || t.ServiceId == svc.Id {
+			resp.Tasks = append(resp.Tasks, t)
+		}
+	}
+	return resp, nil
 }
 
 // result is what one shoal command line did.

@@ -85,6 +85,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(
 		newSwarmCommand(c),
 		newNodeCommand(c),
+		newServiceCommand(c),
 		newInfoCommand(c),
 		newVersionCommand(c),
 		newDaemonCommand(),

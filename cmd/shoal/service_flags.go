@@ -1,0 +1,194 @@
+package main
+
+// Flag values of the service commands. Each one checks its input when the
+// flag is parsed, so a bad value is a usage error (exit 125) before anything
+// reaches the daemon, as with Docker's typed options.
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/shoal-dev/shoal/api"
+)
+
+// envList collects --env values: KEY=VALUE, or a bare KEY that takes its
+// value from the CLI's own environment when set there (as Docker does).
+type envList []string
+
+func (l *envList) String() string { return strings.Join(*l, ",") }
+func (l *envList) Type() string   { return "list" }
+
+func (l *envList) Set(v string) error {
+	key, _, hasValue := strings.Cut(v, "=")
+	if key == "" || strings.ContainsAny(key, " \t") {
+		return fmt.Errorf("invalid environment variable: %s", v)
+	}
+	if !hasValue {
+		if value, ok := os.LookupEnv(key); ok {
+			v = key + "=" + value
+		}
+	}
+	*l = append(*l, v)
+	return nil
+}
+
+// labelMap collects --label and --container-label values: KEY=VALUE, or a
+// bare KEY for an empty value.
+type labelMap map[string]string
+
+func (m labelMap) String() string {
+	keys := make([]string, 0, len(m))
+	for k, v := range m {
+		keys = append(keys, k+"="+v)
+	}
+	slices.Sort(keys)
+	return strings.Join(keys, ",")
+}
+
+func (m labelMap) Type() string { return "list" }
+
+func (m labelMap) Set(v string) error {
+	key, value, _ := strings.Cut(v, "=")
+	if strings.TrimSpace(key) == "" {
+		return fmt.Errorf("invalid label %q: the key is empty", v)
+	}
+	m[key] = value
+	return nil
+}
+
+// restartCondition is --restart-condition: any, on-failure or none.
+type restartCondition api.RestartPolicy_Condition
+
+func (c *restartCondition) String() string {
+	return restartConditionName(api.RestartPolicy_Condition(*c))
+}
+
+func (c *restartCondition) Type() string { return "string" }
+
+func (c *restartCondition) Set(v string) error {
+	for _, cond := range []api.RestartPolicy_Condition{api.RestartPolicy_ANY, api.RestartPolicy_ON_FAILURE, api.RestartPolicy_NONE} {
+		if v == restartConditionName(cond) {
+			*c = restartCondition(cond)
+			return nil
+		}
+	}
+	return errors.New(`use "any", "on-failure" or "none"`)
+}
+
+// restartConditionName is Docker's API name of a restart condition.
+func restartConditionName(c api.RestartPolicy_Condition) string {
+	switch c {
+	case api.RestartPolicy_ON_FAILURE:
+		return "on-failure"
+	case api.RestartPolicy_NONE:
+		return "none"
+	}
+	return "any"
+}
+
+// duration is a time.Duration flag that refuses negative values.
+type duration time.Duration
+
+// String is "0" for zero, which flag help takes as "no default".
+func (d *duration) String() string {
+	if *d == 0 {
+		return "0"
+	}
+	return time.Duration(*d).String()
+}
+
+func (d *duration) Type() string { return "duration" }
+
+func (d *duration) Set(v string) error {
+	parsed, err := time.ParseDuration(v)
+	if err != nil {
+		return errors.New("use a duration such as 500ms, 5s or 2m (units ns|us|ms|s|m|h)")
+	}
+	if parsed < 0 {
+		return errors.New("the duration must not be negative")
+	}
+	*d = duration(parsed)
+	return nil
+}
+
+// shellCommand is --entrypoint: one string split into words the way a shell
+// would split it (quotes and backslashes, no expansion), as Docker does.
+type shellCommand []string
+
+func (c *shellCommand) String() string { return strings.Join(*c, " ") }
+func (c *shellCommand) Type() string   { return "command" }
+
+func (c *shellCommand) Set(v string) error {
+	words, err := splitWords(v)
+	if err != nil {
+		return err
+	}
+	*c = words
+	return nil
+}
+
+// splitWords splits s at unquoted blanks. Single quotes keep everything
+// literally; within double quotes a backslash escapes only " and \; outside
+// quotes a backslash escapes any character.
+func splitWords(s string) ([]string, error) {
+	var words []string
+	var word strings.Builder
+	inWord := false
+	var quote rune
+	escaped := false
+	for _, r := range s {
+		switch {
+		case escaped:
+			if quote == '"' && r != '"' && r != '\\' {
+				word.WriteRune('\\')
+			}
+			word.WriteRune(r)
+			escaped = false
+		case r == '\\' && quote != '\'':
+			escaped, inWord = true, true
+		case quote != 0 && r == quote:
+			quote = 0
+		case quote != 0:
+			word.WriteRune(r)
+		case r == '\'' || r == '"':
+			quote, inWord = r, true
+		case r == ' ' || r == '\t' || r == '\n':
+			if inWord {
+				words = append(words, word.String())
+				word.Reset()
+				inWord = false
+			}
+		default:
+			word.WriteRune(r)
+			inWord = true
+		}
+	}
+	if escaped || quote != 0 {
+		return nil, errors.New("unterminated quote or escape")
+	}
+	if inWord {
+		words = append(words, word.String())
+	}
+	return words, nil
+}
+
+// filterValue collects --filter KEY=VALUE pairs. Values of one key are
+// alternatives; different keys must all match.
+type filterValue map[string][]string
+
+func (f filterValue) String() string { return "" }
+func (f filterValue) Type() string   { return "filter" }
+
+func (f filterValue) Set(v string) error {
+	key, value, ok := strings.Cut(v, "=")
+	key, value = strings.ToLower(strings.TrimSpace(key)), strings.TrimSpace(value)
+	if !ok || key == "" {
+		return errors.New("bad format of filter (expected name=value)")
+	}
+	f[key] = append(f[key], value)
+	return nil
+}

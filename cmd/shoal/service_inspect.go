@@ -1,0 +1,180 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/shoal-dev/shoal/api"
+)
+
+func newServiceInspectCommand(c *cli) *cobra.Command {
+	var format string
+	var pretty bool
+	cmd := &cobra.Command{
+		Use:   "inspect [OPTIONS] SERVICE [SERVICE...]",
+		Short: "Display detailed information on one or more services",
+		Args:  minArgs(1),
+		RunE: func(cmd *cobra.Command, refs []string) error {
+			if pretty && format != "" {
+				return errors.New("--format is incompatible with human friendly format")
+			}
+			d, err := c.connect()
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			var services []serviceJSON
+			var errs []error
+			for _, ref := range refs {
+				svc, err := d.Control.GetService(cmd.Context(), &api.GetServiceRequest{Ref: ref})
+				if status.Code(err) == codes.NotFound {
+					err = errors.New("Error: no such service: " + ref)
+				}
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				services = append(services, newServiceJSON(svc))
+			}
+			if pretty {
+				for _, s := range services {
+					writeServicePretty(c.out, s)
+				}
+			} else if err := writeInspect(c.out, format, services); err != nil {
+				errs = append(errs, err)
+			}
+			return errors.Join(errs...)
+		},
+	}
+	cmd.Flags().StringVarP(&format, "format", "f", "", inspectFormatHelp)
+	cmd.Flags().BoolVar(&pretty, "pretty", false, "Print the information in a human friendly format")
+	return cmd
+}
+
+// serviceJSON is a service in the shape of Docker's API (`docker service
+// inspect`), so that templates such as {{.Spec.Mode.Replicated.Replicas}}
+// work as they do with Docker.
+type serviceJSON struct {
+	ID        string
+	Version   objectVersion
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	Spec      serviceSpecJSON
+}
+
+type serviceSpecJSON struct {
+	Name         string
+	Labels       map[string]string
+	TaskTemplate taskTemplateJSON
+	Mode         serviceModeJSON
+}
+
+type taskTemplateJSON struct {
+	ContainerSpec containerSpecJSON
+	RestartPolicy restartPolicyJSON
+}
+
+type containerSpecJSON struct {
+	Image           string
+	Labels          map[string]string `json:",omitempty"`
+	Command         []string          `json:",omitempty"`
+	Args            []string          `json:",omitempty"`
+	Env             []string          `json:",omitempty"`
+	StopGracePeriod time.Duration
+}
+
+type restartPolicyJSON struct {
+	Condition   string // any, on-failure, none
+	Delay       time.Duration
+	MaxAttempts uint64
+	Window      time.Duration `json:",omitempty"`
+}
+
+type serviceModeJSON struct {
+	Replicated replicatedJSON
+}
+
+type replicatedJSON struct {
+	Replicas uint64
+}
+
+func newServiceJSON(s *api.Service) serviceJSON {
+	spec := s.GetSpec()
+	labels := spec.GetLabels()
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	c := spec.GetContainer()
+	r := spec.GetRestart()
+	return serviceJSON{
+		ID:        s.GetId(),
+		Version:   objectVersion{Index: s.GetVersion()},
+		CreatedAt: unixNano(s.GetCreatedUnixNano()),
+		UpdatedAt: unixNano(s.GetUpdatedUnixNano()),
+		Spec: serviceSpecJSON{
+			Name:   spec.GetName(),
+			Labels: labels,
+			TaskTemplate: taskTemplateJSON{
+				ContainerSpec: containerSpecJSON{
+					Image:           c.GetImage(),
+					Labels:          c.GetLabels(),
+					Command:         c.GetCommand(),
+					Args:            c.GetArgs(),
+					Env:             c.GetEnv(),
+					StopGracePeriod: time.Duration(c.GetStopGracePeriodNs()),
+				},
+				RestartPolicy: restartPolicyJSON{
+					Condition:   restartConditionName(r.GetCondition()),
+					Delay:       time.Duration(r.GetDelayNs()),
+					MaxAttempts: r.GetMaxAttempts(),
+					Window:      time.Duration(r.GetWindowNs()),
+				},
+			},
+			Mode: serviceModeJSON{Replicated: replicatedJSON{Replicas: spec.GetReplicas()}},
+		},
+	}
+}
+
+// writeServicePretty prints a service as `docker service inspect --pretty`
+// does, blank lines around it included, leaving out the sections shoal has
+// no settings for. Command (--entrypoint) is shoal's addition.
+func writeServicePretty(w io.Writer, s serviceJSON) {
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "ID:\t\t%s\n", s.ID)
+	fmt.Fprintf(w, "Name:\t\t%s\n", s.Spec.Name)
+	if len(s.Spec.Labels) > 0 {
+		fmt.Fprintln(w, "Labels:")
+		for _, k := range slices.Sorted(maps.Keys(s.Spec.Labels)) {
+			if v := s.Spec.Labels[k]; v != "" {
+				fmt.Fprintf(w, " %s=%s\n", k, v)
+			} else {
+				fmt.Fprintf(w, " %s\n", k)
+			}
+		}
+	}
+	fmt.Fprintln(w, "Service Mode:\tReplicated")
+	fmt.Fprintf(w, " Replicas:\t%d\n", s.Spec.Mode.Replicated.Replicas)
+	cs := s.Spec.TaskTemplate.ContainerSpec
+	fmt.Fprintln(w, "ContainerSpec:")
+	fmt.Fprintf(w, " Image:\t\t%s\n", cs.Image)
+	if len(cs.Command) > 0 {
+		fmt.Fprintf(w, " Command:\t%s\n", strings.Join(cs.Command, " "))
+	}
+	// Docker ends every argument and variable with a space.
+	if len(cs.Args) > 0 {
+		fmt.Fprintf(w, " Args:\t\t%s \n", strings.Join(cs.Args, " "))
+	}
+	if len(cs.Env) > 0 {
+		fmt.Fprintf(w, " Env:\t\t%s \n", strings.Join(cs.Env, " "))
+	}
+	fmt.Fprintln(w)
+}
