@@ -66,7 +66,7 @@ func newServiceCluster(t *testing.T, n int) *serviceCluster {
 // task is one task as the probe reports it.
 type task struct {
 	ID, Service, Node, Address, State, Desired, Slot, Error string
-	Since, Created                                       int64 `json:",string"`
+	Since, Created                                          int64 `json:",string"`
 }
 
 // tasks lists every task through node-01's manager certificate.
