@@ -26,6 +26,10 @@ func toStatus(err error) error {
 	switch {
 	case errors.Is(err, raftstore.ErrNoLeader):
 		return status.Error(codes.Unavailable, raftstore.ErrNoLeader.Error())
+	case errors.Is(err, raftstore.ErrShutdown):
+		return status.Error(codes.Unavailable, "this manager is shutting down; retry on another")
+	case errors.Is(err, raftstore.ErrRemoved):
+		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, raftstore.ErrNotLeader):
 		return status.Error(codes.Unavailable, err.Error())
 	case errors.Is(err, raftstore.ErrNotFound):

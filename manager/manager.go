@@ -116,7 +116,7 @@ func New(cfg Config) (*Manager, error) {
 		rcfg.Logger = log
 	}
 	if cfg.ForceNewCluster {
-		if err := raftstore.ForceNewCluster(rcfg, raftstore.NewTransport(layer, rcfg.Logger)); err != nil {
+		if err := raftstore.ForceNewCluster(rcfg, nil); err != nil {
 			mux.Close()
 			return nil, fmt.Errorf("force new cluster: %w", err)
 		}

@@ -41,8 +41,9 @@ func (s *Store) Apply(ctx context.Context, cmd *api.Command) (any, error) {
 	if err := s.awaitLeadership(ctx); err != nil {
 		return nil, err
 	}
+	deadline := time.Now().Add(s.cfg.ApplyTimeout)
 	f := s.raft.Apply(data, s.cfg.ApplyTimeout)
-	if err := s.await(ctx, f); err != nil {
+	if err := s.await(ctx, f, deadline); err != nil {
 		return nil, err
 	}
 	resp := f.Response()
@@ -86,12 +87,13 @@ func (s *Store) awaitLeadership(ctx context.Context) error {
 	}
 }
 
-// await waits for a future of a change this leader started, but not longer
-// than ApplyTimeout or ctx: Raft itself bounds only the enqueueing.
-func (s *Store) await(ctx context.Context, f raft.Future) error {
+// await waits for the future of a change this leader started, until
+// deadline (ApplyTimeout after the start) or the end of ctx at the latest:
+// Raft itself bounds only the enqueueing.
+func (s *Store) await(ctx context.Context, f raft.Future, deadline time.Time) error {
 	done := make(chan error, 1)
 	go func() { done <- f.Error() }()
-	timer := time.NewTimer(s.cfg.ApplyTimeout)
+	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
 	select {
 	case err := <-done:
@@ -140,6 +142,9 @@ func (s *Store) WaitApplied(ctx context.Context, index uint64) error {
 	tick := time.NewTicker(appliedPoll)
 	defer tick.Stop()
 	for !s.hasApplied(index) {
+		if s.raft.State() == raft.Shutdown {
+			return ErrShutdown
+		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("waiting for raft index %d (applied %d): %w", index, s.AppliedIndex(), ctx.Err())

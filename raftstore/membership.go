@@ -3,6 +3,7 @@ package raftstore
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -35,8 +36,9 @@ func (s *Store) AddVoter(ctx context.Context, id, addr string) error {
 			return nil
 		}
 	}
+	deadline := time.Now().Add(s.cfg.ApplyTimeout)
 	f := s.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, s.cfg.ApplyTimeout)
-	if err := s.await(ctx, f); err != nil {
+	if err := s.await(ctx, f, deadline); err != nil {
 		return fmt.Errorf("add raft voter %s at %s: %w", id, addr, err)
 	}
 	s.log.Info("raft voter added", "id", id, "addr", addr)
@@ -63,8 +65,9 @@ func (s *Store) RemoveServer(ctx context.Context, id string) error {
 	if !member {
 		return nil
 	}
+	deadline := time.Now().Add(s.cfg.ApplyTimeout)
 	f := s.raft.RemoveServer(raft.ServerID(id), 0, s.cfg.ApplyTimeout)
-	if err := s.await(ctx, f); err != nil {
+	if err := s.await(ctx, f, deadline); err != nil {
 		return fmt.Errorf("remove raft server %s: %w", id, err)
 	}
 	s.log.Info("raft server removed", "id", id)

@@ -212,6 +212,13 @@ func TestReopenKeepsState(t *testing.T) {
 	if err := s.Shutdown(); err != nil {
 		t.Errorf("second Shutdown: %v", err)
 	}
+	var changes []bool
+	for len(s.LeaderChanges()) > 0 {
+		changes = append(changes, <-s.LeaderChanges())
+	}
+	if len(changes) != 2 || !changes[0] || changes[1] {
+		t.Errorf("leader changes of a leader that shut down: %v, want [true false]", changes)
+	}
 	if _, err := s.Apply(context.Background(), addNode("w3", "x")); !errors.Is(err, ErrShutdown) {
 		t.Errorf("apply after shutdown: %v, want ErrShutdown", err)
 	}
@@ -306,4 +313,44 @@ func TestRemoveServer(t *testing.T) {
 	}
 	// The cluster of two goes on without node2.
 	mustApply(t, c.stores[0], addNode("w1", "worker1"))
+}
+
+func TestStoreWithoutLeader(t *testing.T) {
+	cfg := testConfig(t, "node0", t.TempDir())
+	cfg.LeaderWait = 300 * time.Millisecond
+	_, tr := raft.NewInmemTransport(raft.ServerAddress(cfg.Addr))
+	s, err := Open(cfg, tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown()
+
+	if _, err := s.Apply(context.Background(), &api.Command{}); err == nil || errors.Is(err, ErrNoLeader) {
+		t.Errorf("empty command: %v, want a plain error", err)
+	}
+	start := time.Now()
+	_, err = s.Apply(context.Background(), addNode("a", "a"))
+	if took := time.Since(start); !errors.Is(err, ErrNoLeader) || took < cfg.LeaderWait || took > cfg.LeaderWait+time.Second {
+		t.Errorf("apply with no leader: %v after %s, want ErrNoLeader after LeaderWait (%s)", err, took, cfg.LeaderWait)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := s.Apply(ctx, addNode("a", "a")); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("apply with a short context: %v, want DeadlineExceeded", err)
+	}
+	if err := s.AddVoter(context.Background(), "node1", "node1"); !errors.Is(err, ErrNoLeader) {
+		t.Errorf("AddVoter with no leader: %v, want ErrNoLeader", err)
+	}
+	if err := s.WaitApplied(context.Background(), 0); err != nil {
+		t.Errorf("WaitApplied(0): %v", err)
+	}
+	if err := s.WaitApplied(ctx, 5); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("WaitApplied beyond the log: %v, want DeadlineExceeded", err)
+	}
+	if id, addr := s.Leader(); id != "" || addr != "" {
+		t.Errorf("leader %q %q of a store with no cluster", id, addr)
+	}
+	if servers, err := s.Servers(); err != nil || len(servers) != 0 {
+		t.Errorf("servers %v, %v; want none", servers, err)
+	}
 }
