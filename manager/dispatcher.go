@@ -264,19 +264,27 @@ func (d *dispatcher) Session(req *api.SessionRequest, stream api.Dispatcher_Sess
 	d.m.log.Debug("session opened", "node", who.NodeID, "addr", s.addr)
 	d.describe(ctx, who.NodeID, req)
 
-	changes, cancel := d.m.store.FSM().Changes()
+	f := d.m.store.FSM()
+	changes, cancel := f.Changes()
 	defer cancel()
 	var last *api.SessionMessage
+	var sent uint64 // the node's generation in the last message
 	for {
-		msg, ok := d.message(s)
-		if !ok {
-			return status.Errorf(codes.PermissionDenied, "node %s is no longer a member of the swarm", who.NodeID)
-		}
-		if !proto.Equal(msg, last) {
-			if err := stream.Send(msg); err != nil {
-				return err
+		// Rebuild only when this node's record or tasks changed, or the
+		// managers did: not for every entry of every other node.
+		gen := f.NodeGeneration(who.NodeID)
+		if last == nil || gen != sent || !proto.Equal(&api.SessionMessage{Managers: d.m.managers()}, &api.SessionMessage{Managers: last.Managers}) {
+			msg, ok := d.message(s)
+			if !ok {
+				return status.Errorf(codes.PermissionDenied, "node %s is no longer a member of the swarm", who.NodeID)
 			}
-			last = msg
+			if !proto.Equal(msg, last) {
+				if err := stream.Send(msg); err != nil {
+					return err
+				}
+				last = msg
+			}
+			sent = gen
 		}
 		select {
 		case <-changes:

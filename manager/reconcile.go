@@ -25,13 +25,22 @@ func (m *Manager) reconcile(ctx context.Context) {
 	defer cancel()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	var done uint64 // orchestration generation of the last pass
 	for {
+		timedOut := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-changes:
 		case <-timer.C:
+			timedOut = true
 		}
+		// Task progress short of an end changes nothing a pass decides.
+		gen := m.store.FSM().OrchestrationGeneration()
+		if gen == done && !timedOut {
+			continue
+		}
+		done = gen
 		wake, err := m.reconcileOnce(ctx, time.Now())
 		if err != nil && ctx.Err() == nil {
 			m.log.Warn("reconciling services", "err", err)

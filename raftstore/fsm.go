@@ -25,6 +25,7 @@ type FSM struct {
 	cluster *api.Cluster
 	nodes   map[string]*api.Node
 	t       tables // services and tasks
+	gens    generations
 	applied uint64 // index of the last entry whose effect the state holds
 
 	subMu sync.Mutex
@@ -38,7 +39,7 @@ var (
 
 // NewFSM returns an empty FSM: no cluster until InitCluster is applied.
 func NewFSM() *FSM {
-	return &FSM{nodes: map[string]*api.Node{}, t: newTables(), subs: map[chan struct{}]struct{}{}}
+	return &FSM{nodes: map[string]*api.Node{}, t: newTables(), gens: newGenerations(), subs: map[chan struct{}]struct{}{}}
 }
 
 // Apply applies one committed command. It returns the entry's index (a
@@ -52,7 +53,10 @@ func (f *FSM) Apply(l *raft.Log) any {
 	}
 	f.mu.Lock()
 	if err == nil {
-		err = f.apply(&cmd)
+		nodes, orch := f.touched(&cmd)
+		if err = f.apply(&cmd); err == nil {
+			f.gens.bump(nodes, orch)
+		}
 	}
 	f.applied = l.Index
 	f.mu.Unlock()

@@ -40,3 +40,31 @@ func TestTaskBatchMovesOnlyForward(t *testing.T) {
 		t.Fatalf("indexes keep %d deleted tasks", n)
 	}
 }
+
+func TestGenerationsSayWhatChanged(t *testing.T) {
+	f := NewFSM()
+	st := func(s api.TaskState) *api.TaskStatus { return &api.TaskStatus{State: s} }
+	mustFSMApply(t, f, tasks(&api.TaskBatch{Put: []*api.Task{{Id: "t1", NodeId: "n1", Status: st(api.TaskState_ASSIGNED)}}}))
+	n1, n2, orch := f.NodeGeneration("n1"), f.NodeGeneration("n2"), f.OrchestrationGeneration()
+	if n1 == 0 || orch == 0 {
+		t.Fatalf("a new task changed nothing: node %d, orchestration %d", n1, orch)
+	}
+	// Progress short of an end concerns the node, not the orchestrator.
+	mustFSMApply(t, f, tasks(&api.TaskBatch{Status: []*api.TaskStatusUpdate{{TaskId: "t1", Status: st(api.TaskState_RUNNING)}}}))
+	if f.NodeGeneration("n1") == n1 || f.NodeGeneration("n2") != n2 || f.OrchestrationGeneration() != orch {
+		t.Fatalf("running: node n1 %d→%d, n2 %d→%d, orchestration %d→%d",
+			n1, f.NodeGeneration("n1"), n2, f.NodeGeneration("n2"), orch, f.OrchestrationGeneration())
+	}
+	// An end concerns both.
+	n1 = f.NodeGeneration("n1")
+	mustFSMApply(t, f, tasks(&api.TaskBatch{Status: []*api.TaskStatusUpdate{{TaskId: "t1", Status: st(api.TaskState_FAILED)}}}))
+	if f.NodeGeneration("n1") == n1 || f.OrchestrationGeneration() == orch {
+		t.Fatal("a failed task changed neither its node's nor the orchestration generation")
+	}
+	// A deleted task's node hears of it.
+	n1 = f.NodeGeneration("n1")
+	mustFSMApply(t, f, tasks(&api.TaskBatch{Delete: []string{"t1"}}))
+	if f.NodeGeneration("n1") == n1 {
+		t.Fatal("deleting a task did not change its node's generation")
+	}
+}

@@ -67,6 +67,8 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	f.mu.Lock()
 	f.cluster, f.nodes, f.t, f.applied = s.Cluster, nodes, t, applied
+	f.gens.counter++
+	f.gens.restore = f.gens.counter
 	f.mu.Unlock()
 	f.notify()
 	return nil

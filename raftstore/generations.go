@@ -1,0 +1,92 @@
+package raftstore
+
+import "github.com/shoal-dev/shoal/api"
+
+// generations tell readers whether what they care about changed since they
+// last looked, so that the leader's loops need not re-read everything on
+// every entry: the dispatcher resends a node's tasks only when they changed,
+// and the reconcile pass runs only when something it decides on changed
+// (not when a task merely moved from preparing to running).
+type generations struct {
+	counter uint64
+	restore uint64            // everything counts as changed at a restore
+	node    map[string]uint64 // a node's record or its tasks changed
+	orch    uint64            // services, nodes, tasks made, ended or stopped
+}
+
+func newGenerations() generations { return generations{node: map[string]uint64{}} }
+
+// touched lists what cmd will change, read before it is applied (a
+// deleted task's node is known only before). f.mu is held.
+func (f *FSM) touched(cmd *api.Command) (nodes []string, orch bool) {
+	taskNode := func(id string) {
+		if t, ok := f.t.tasks[id]; ok && t.NodeId != "" {
+			nodes = append(nodes, t.NodeId)
+		}
+	}
+	switch op := cmd.Op.(type) {
+	case *api.Command_InitCluster:
+		return []string{op.InitCluster.GetNode().GetId()}, true
+	case *api.Command_AddNode:
+		return []string{op.AddNode.GetNode().GetId()}, true
+	case *api.Command_UpdateNode:
+		return []string{op.UpdateNode.GetId()}, true
+	case *api.Command_RemoveNode:
+		return []string{op.RemoveNode.GetId()}, true
+	case *api.Command_SetNodeStatus:
+		for _, s := range op.SetNodeStatus.GetStatuses() {
+			nodes = append(nodes, s.GetId())
+		}
+		return nodes, true
+	case *api.Command_PutService, *api.Command_RemoveService:
+		return nil, true
+	case *api.Command_Tasks:
+		b := op.Tasks
+		for _, t := range b.Put {
+			nodes = append(nodes, t.GetNodeId())
+			taskNode(t.GetId())
+		}
+		for _, id := range b.Delete {
+			taskNode(id)
+		}
+		for _, u := range b.Status {
+			taskNode(u.GetTaskId())
+			orch = orch || u.GetStatus().GetState() >= api.TaskState_COMPLETE
+		}
+		for _, d := range b.Desired {
+			taskNode(d.GetTaskId())
+		}
+		orch = orch || len(b.Put)+len(b.Delete)+len(b.Desired) > 0
+		return nodes, orch
+	}
+	return nil, false
+}
+
+// bump records a change. f.mu is held.
+func (g *generations) bump(nodes []string, orch bool) {
+	g.counter++
+	for _, n := range nodes {
+		if n != "" {
+			g.node[n] = g.counter
+		}
+	}
+	if orch {
+		g.orch = g.counter
+	}
+}
+
+// NodeGeneration changes whenever the node's record or one of its tasks
+// changes.
+func (f *FSM) NodeGeneration(id string) uint64 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return max(f.gens.node[id], f.gens.restore)
+}
+
+// OrchestrationGeneration changes whenever services, nodes, or the set and
+// fate of tasks change: what the reconcile pass decides on.
+func (f *FSM) OrchestrationGeneration() uint64 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return max(f.gens.orch, f.gens.restore)
+}
