@@ -39,8 +39,19 @@ check: ## gofmt, go vet, and generated code up to date
 bench-failover: ## measure failover time on real daemons (BenchmarkFailover, one run)
 	$(GO) test -count=1 -run '^$$' -bench BenchmarkFailover -benchtime 1x -timeout 20m ./integration/
 
+.PHONY: bench-create
+bench-create: ## 8 nginx replicas on 4 nodes vs the containerd floor
+	$(GO) test -count=1 -run '^$$' -bench BenchmarkCreate -benchtime 1x -timeout 20m ./integration/
+
+.PHONY: bench-scale
+bench-scale: ## 1,000 simulated nodes and a 10,000-replica service (prints time and peak memory)
+	$(GO) test -count=1 -run '^$$' -bench BenchmarkScale -benchtime 1x -timeout 30m ./integration/scale/
+
+# The demo also needs bin/imagectl, the test images' helper: it builds the
+# nginx image from this machine's nginx and pushes it to the demo registry.
 .PHONY: demo
-demo: deps build ## start a local 4-node cluster in network namespaces (needs root)
+demo: deps build ## start a local 4-node cluster in network namespaces, running nginx (needs root)
+	$(GO) build -o bin/imagectl ./integration/imagetest/internal/imagectl
 	scripts/demo.sh
 
 .PHONY: demo-down

@@ -17,9 +17,9 @@ type Reporter func(ctx context.Context, updates []*api.TaskStatusUpdate) error
 
 // Defaults of the status queue.
 const (
-	reportEvery    = 50 * time.Millisecond // let updates gather this long
-	reportBatch    = 256                   // send at once when this many wait
-	reportTimeout  = 10 * time.Second      // bound one call to the Reporter
+	reportEvery    = 5 * time.Millisecond // let a burst of updates gather this long
+	reportBatch    = 256                  // send at once when this many wait
+	reportTimeout  = 10 * time.Second     // bound one call to the Reporter
 	reportRetryMin = 100 * time.Millisecond
 	reportRetryMax = 2 * time.Second
 )

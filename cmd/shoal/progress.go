@@ -31,8 +31,9 @@ import (
 	"github.com/shoal-dev/shoal/api"
 )
 
-// pollInterval is how often the progress view asks the daemon, as Docker's.
-var pollInterval = 200 * time.Millisecond
+// pollInterval is how often the progress view asks the daemon: often, as
+// the question is cheap and the answer is what the user waits for.
+var pollInterval = 50 * time.Millisecond
 
 const (
 	// maxProgressBars: above this many replicas only the overall line is
