@@ -1,38 +1,32 @@
 package imagetest
 
 import (
-	"bytes"
 	"fmt"
-	"io"
-	"os"
 	"os/exec"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
-	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/shoal-dev/shoal/integration/imagetest/imagebuild"
 )
 
-// What the nginx image serves and where it keeps its configuration.
+// What the nginx image serves and where it keeps its configuration (see
+// package imagebuild, which builds the images).
 const (
 	// NginxIndex is the body of GET / on the nginx image's port 80.
-	NginxIndex = "shoal nginx\n"
+	NginxIndex = imagebuild.NginxIndex
 	// NginxConf is the configuration file the image's entrypoint names.
-	NginxConf = "/etc/nginx/nginx.conf"
+	NginxConf = imagebuild.NginxConf
 	// NginxBin is the machine's nginx binary that the image carries.
-	NginxBin = "/usr/sbin/nginx"
+	NginxBin = imagebuild.NginxBin
 )
 
 // LocalRefPrefix starts the name that an image has in a layout and after
 // ImportImage: LocalRefPrefix + "nginx:latest". It names no registry that
 // exists, so nothing can pull it by mistake.
-const LocalRefPrefix = "imagetest.shoal.invalid/"
+const LocalRefPrefix = imagebuild.LocalRefPrefix
 
 // Image is a test image built from this machine's own binaries, written as
 // an OCI image layout that holds it alone.
@@ -63,7 +57,6 @@ func (i *Image) LocalRef() string { return LocalRefPrefix + i.Name + ":latest" }
 // fast shutdown; SIGQUIT its graceful one.
 func NginxImage(t testing.TB) *Image {
 	t.Helper()
-	requireBinaries(t, "the nginx test image", []tool{{NginxBin, "nginx-light"}, {"ldd", "libc-bin"}})
 	return writeImage(t, &nginx)
 }
 
@@ -73,14 +66,12 @@ func NginxImage(t testing.TB) *Image {
 // "exit 3", "sleep 1; exit 1".
 func ShellImage(t testing.TB) *Image {
 	t.Helper()
-	requireBinaries(t, "the shell test image", []tool{{"/bin/sh", "dash"}, {"/bin/sleep", "coreutils"}, {"ldd", "libc-bin"}})
 	return writeImage(t, &shell)
 }
 
 // builtImage is an image built once per test binary, in memory.
 type builtImage struct {
-	name  string
-	build func() (*rootfs, v1.Config, error)
+	spec *imagebuild.Spec
 
 	once sync.Once
 	img  v1.Image
@@ -88,195 +79,34 @@ type builtImage struct {
 }
 
 var (
-	nginx = builtImage{name: "nginx", build: nginxRootfs}
-	shell = builtImage{name: "shell", build: shellRootfs}
+	nginx = builtImage{spec: imagebuild.Nginx}
+	shell = builtImage{spec: imagebuild.Shell}
 )
 
 // writeImage builds b once per test binary and writes it to a new layout in
-// a temp dir of t.
+// a temp dir of t. It skips the test (fails it when CI=true) when the
+// machine lacks what the image is made of.
 func writeImage(t testing.TB, b *builtImage) *Image {
 	t.Helper()
+	skipOrFail(t, "the "+b.spec.Name+" test image", b.spec.Missing())
 	b.once.Do(func() {
 		start := time.Now()
-		b.img, b.err = buildImage(b)
+		b.img, b.err = b.spec.Build()
 		if b.err == nil {
-			size, _ := layerSize(b.img)
+			size, _ := imagebuild.LayerSize(b.img)
 			t.Logf("imagetest: built the %s image (%d bytes compressed) in %s",
-				b.name, size, time.Since(start).Round(time.Millisecond))
+				b.spec.Name, size, time.Since(start).Round(time.Millisecond))
 		}
 	})
 	if b.err != nil {
-		t.Fatalf("imagetest: building the %s image: %v", b.name, b.err)
+		t.Fatalf("imagetest: building the %s image: %v", b.spec.Name, b.err)
 	}
-	img, err := layoutImage(t.TempDir(), b.name, b.img)
+	dir := t.TempDir()
+	digest, err := b.spec.WriteLayout(dir, b.img)
 	if err != nil {
-		t.Fatalf("imagetest: writing the %s image: %v", b.name, err)
+		t.Fatalf("imagetest: writing the %s image: %v", b.spec.Name, err)
 	}
-	return img
-}
-
-func buildImage(b *builtImage) (v1.Image, error) {
-	fs, cfg, err := b.build()
-	if err != nil {
-		return nil, err
-	}
-	fs.file("/etc/passwd", 0o644, []byte("root:x:0:0:root:/root:/bin/sh\n"+
-		"www-data:x:33:33:www-data:/var/www:/usr/sbin/nologin\n"+
-		"nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"))
-	fs.file("/etc/group", 0o644, []byte("root:x:0:\nwww-data:x:33:\nnogroup:x:65534:\n"))
-	fs.file("/etc/nsswitch.conf", 0o644, []byte("passwd: files\ngroup: files\nhosts: files dns\n"))
-	fs.dir("/tmp", 0o777|os.ModeSticky)
-	fs.dir("/root", 0o700)
-	gz, err := fs.layer()
-	if err != nil {
-		return nil, err
-	}
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(gz)), nil
-	}, tarball.WithMediaType(types.OCILayer))
-	if err != nil {
-		return nil, err
-	}
-	base := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
-	base = mutate.ConfigMediaType(base, types.OCIConfigJSON)
-	img, err := mutate.Append(base, mutate.Addendum{
-		Layer:     layer,
-		MediaType: types.OCILayer,
-		History: v1.History{
-			Created:   v1.Time{Time: epoch},
-			CreatedBy: "shoal imagetest: " + b.name + " from this machine's binaries",
-		},
-	})
-	if err != nil {
-		return nil, err
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		return nil, err
-	}
-	cf = cf.DeepCopy()
-	cf.Architecture = runtime.GOARCH
-	cf.OS = "linux"
-	cf.Created = v1.Time{Time: epoch}
-	cf.Config = cfg
-	return mutate.ConfigFile(img, cf)
-}
-
-const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-func nginxRootfs() (*rootfs, v1.Config, error) {
-	fs := newRootfs()
-	if err := fs.binary(NginxBin); err != nil {
-		return nil, v1.Config{}, err
-	}
-	fs.file(NginxConf, 0o644, []byte(nginxConf))
-	fs.file("/etc/nginx/mime.types", 0o644, []byte(mimeTypes))
-	fs.file("/usr/share/nginx/html/index.html", 0o644, []byte(NginxIndex))
-	// The temp paths built into Debian's nginx (nginx -V), its log and pid
-	// directories.
-	for _, d := range []string{"body", "proxy", "fastcgi", "uwsgi", "scgi"} {
-		fs.dir("/var/lib/nginx/"+d, 0o700)
-	}
-	fs.dir("/var/log/nginx", 0o755)
-	fs.dir("/var/lock", 0o755)
-	fs.dir("/run", 0o755)
-	return fs, v1.Config{
-		Entrypoint:   []string{NginxBin, "-c", NginxConf, "-g", "daemon off;"},
-		Env:          []string{defaultPath},
-		WorkingDir:   "/",
-		ExposedPorts: map[string]struct{}{"80/tcp": {}},
-	}, nil
-}
-
-// nginxConf has no "daemon" directive: the entrypoint gives it with -g, and
-// nginx refuses one given twice.
-const nginxConf = `user www-data;
-worker_processes 1;
-pid /run/nginx.pid;
-error_log stderr notice;
-
-events {
-	worker_connections 64;
-}
-
-http {
-	include /etc/nginx/mime.types;
-	default_type application/octet-stream;
-	access_log /dev/stdout;
-	sendfile on;
-
-	server {
-		listen 80 default_server;
-		server_name _;
-		root /usr/share/nginx/html;
-		index index.html;
-	}
-}
-`
-
-const mimeTypes = `types {
-	text/html html htm;
-	text/plain txt;
-	text/css css;
-	application/javascript js;
-	application/json json;
-	image/png png;
-}
-`
-
-func shellRootfs() (*rootfs, v1.Config, error) {
-	fs := newRootfs()
-	for _, bin := range []string{"/bin/sh", "/bin/sleep", "/bin/true", "/bin/false"} {
-		if err := fs.binary(bin); err != nil {
-			return nil, v1.Config{}, err
-		}
-	}
-	return fs, v1.Config{
-		Entrypoint: []string{"/bin/sh", "-c"},
-		Cmd:        []string{"sleep 3600"},
-		Env:        []string{defaultPath},
-		WorkingDir: "/",
-	}, nil
-}
-
-// layoutImage writes img as the only image of a new OCI layout in dir,
-// named LocalRefPrefix+name+":latest" for containerd's import.
-func layoutImage(dir, name string, img v1.Image) (*Image, error) {
-	digest, err := img.Digest()
-	if err != nil {
-		return nil, err
-	}
-	p, err := layout.Write(dir, empty.Index)
-	if err != nil {
-		return nil, err
-	}
-	i := &Image{Name: name, Digest: digest.String(), Layout: dir, img: img}
-	err = p.AppendImage(img, layout.WithAnnotations(map[string]string{
-		// containerd's import names the image after this one.
-		"io.containerd.image.name": i.LocalRef(),
-		// The OCI spec's own, which other tools read.
-		"org.opencontainers.image.ref.name": "latest",
-	}))
-	if err != nil {
-		return nil, err
-	}
-	return i, nil
-}
-
-func layerSize(img v1.Image) (int64, error) {
-	layers, err := img.Layers()
-	if err != nil {
-		return 0, err
-	}
-	var total int64
-	for _, l := range layers {
-		n, err := l.Size()
-		if err != nil {
-			return 0, err
-		}
-		total += n
-	}
-	return total, nil
+	return &Image{Name: b.spec.Name, Digest: digest, Layout: dir, img: b.img}
 }
 
 // tool is a program a helper needs and the Debian package that has it.

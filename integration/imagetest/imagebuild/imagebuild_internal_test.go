@@ -1,45 +1,60 @@
-package imagetest
+package imagebuild
 
 import (
 	"archive/tar"
 	"bytes"
 	"io"
+	"os"
+	"strings"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
+// requireTools skips the test, or fails it when CI=true, unless the machine
+// has every tool.
+func requireTools(t *testing.T, tools ...Tool) {
+	t.Helper()
+	s := &Spec{Needs: tools}
+	missing := s.Missing()
+	if len(missing) == 0 {
+		return
+	}
+	msg := "imagebuild: needs " + strings.Join(missing, ", ") + " (`make deps` installs the packages)"
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s; CI=true, so a missing prerequisite is a failure", msg)
+	}
+	t.Skip(msg)
+}
+
 // TestImagesAreDeterministic builds each image twice and wants the same
 // digest, and a layer whose entries carry the fixed time and root owner.
 func TestImagesAreDeterministic(t *testing.T) {
-	requireBinaries(t, "the test images", []tool{{NginxBin, "nginx-light"}, {"/bin/sh", "dash"}, {"ldd", "libc-bin"}})
-	for _, b := range []*builtImage{
-		{name: "nginx", build: nginxRootfs},
-		{name: "shell", build: shellRootfs},
-	} {
-		first, err := buildImage(b)
+	requireTools(t, append(Nginx.Needs, Shell.Needs...)...)
+	for _, b := range Specs {
+		first, err := b.Build()
 		if err != nil {
-			t.Fatalf("building %s: %v", b.name, err)
+			t.Fatalf("building %s: %v", b.Name, err)
 		}
-		second, err := buildImage(b)
+		second, err := b.Build()
 		if err != nil {
-			t.Fatalf("building %s again: %v", b.name, err)
+			t.Fatalf("building %s again: %v", b.Name, err)
 		}
 		d1, _ := first.Digest()
 		d2, _ := second.Digest()
 		if d1 != d2 {
-			t.Errorf("%s: two builds gave digests %s and %s", b.name, d1, d2)
+			t.Errorf("%s: two builds gave digests %s and %s", b.Name, d1, d2)
 		}
 		names := layerEntries(t, first)
 		for _, want := range map[string][]string{
 			"nginx": {"usr/sbin/nginx", "lib64/ld-linux-x86-64.so.2", "etc/nginx/nginx.conf", "usr/share/nginx/html/index.html", "var/lib/nginx/body/", "etc/passwd"},
 			"shell": {"bin/sh", "bin/sleep", "bin/true", "bin/false", "lib64/ld-linux-x86-64.so.2"},
-		}[b.name] {
+		}[b.Name] {
 			if !names[want] {
-				t.Errorf("%s: layer has no %s", b.name, want)
+				t.Errorf("%s: layer has no %s", b.Name, want)
 			}
 		}
-		t.Logf("%s: %s, %d entries", b.name, d1, len(names))
+		t.Logf("%s: %s, %d entries", b.Name, d1, len(names))
 	}
 }
 
@@ -74,7 +89,7 @@ func layerEntries(t *testing.T, img v1.Image) map[string]bool {
 }
 
 func TestSharedLibrariesOfShell(t *testing.T) {
-	requireBinaries(t, "ldd", []tool{{"/bin/sh", "dash"}, {"ldd", "libc-bin"}})
+	requireTools(t, Tool{"/bin/sh", "dash"}, Tool{"ldd", "libc-bin"})
 	libs, err := sharedLibraries("/bin/sh")
 	if err != nil {
 		t.Fatal(err)

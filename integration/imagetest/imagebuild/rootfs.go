@@ -1,4 +1,4 @@
-package imagetest
+package imagebuild
 
 import (
 	"archive/tar"
