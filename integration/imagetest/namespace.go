@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -68,5 +70,42 @@ func RemoveNamespace(socket, ns string) error {
 			errs = append(errs, fmt.Errorf("container %s: %w", ctr.ID(), err))
 		}
 	}
+	if len(errs) == 0 {
+		errs = append(errs, RemoveCgroups(ns))
+	}
 	return errors.Join(errs...)
+}
+
+// RemoveCgroups removes the cgroups containerd made for a namespace's
+// containers (/sys/fs/cgroup/*/NS and below), once they are empty: runc
+// removes a container's own cgroup but leaves the namespace's.
+func RemoveCgroups(ns string) error {
+	dirs, err := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", ns))
+	if err != nil {
+		return err
+	}
+	if d := filepath.Join("/sys/fs/cgroup", ns); isDir(d) {
+		dirs = append(dirs, d)
+	}
+	var errs []error
+	for _, d := range dirs {
+		// Children first: a cgroup is removed with rmdir once empty.
+		subs, _ := filepath.Glob(filepath.Join(d, "*"))
+		for _, s := range subs {
+			if isDir(s) {
+				if err := syscall.Rmdir(s); err != nil && !errors.Is(err, syscall.ENOENT) {
+					errs = append(errs, fmt.Errorf("rmdir %s: %w", s, err))
+				}
+			}
+		}
+		if err := syscall.Rmdir(d); err != nil && !errors.Is(err, syscall.ENOENT) {
+			errs = append(errs, fmt.Errorf("rmdir %s: %w", d, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func isDir(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.IsDir()
 }

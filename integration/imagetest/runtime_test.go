@@ -16,6 +16,8 @@ import (
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/oci"
+
+	"github.com/shoal-dev/shoal/integration/imagetest"
 )
 
 // opTimeout bounds one containerd call or one wait for a task in these
@@ -178,7 +180,10 @@ func (r *runtime) removeNamespace() error {
 			return fmt.Errorf("deleting lease %s: %w", l.ID, err)
 		}
 	}
-	return r.client.NamespaceService().Delete(ctx, r.ns)
+	if err := r.client.NamespaceService().Delete(ctx, r.ns); err != nil {
+		return err
+	}
+	return imagetest.RemoveCgroups(r.ns)
 }
 
 // syncBuffer is a bytes.Buffer that a task's output copier may write while

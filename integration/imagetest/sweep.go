@@ -127,8 +127,10 @@ func reap(dir string) error {
 			errs = append(errs, deleteContainer(filepath.Join(tasks, ns.Name(), id.Name()), ns.Name(), id.Name()))
 		}
 		// runc keeps a directory per namespace, which it leaves behind;
-		// one that still holds containers is another containerd's.
+		// one that still holds containers is another containerd's. So
+		// does the namespace's cgroup; one still in use can't be removed.
 		os.Remove(filepath.Join(runcRoot, ns.Name()))
+		RemoveCgroups(ns.Name())
 	}
 	errs = append(errs, mounts.UnmountUnder(dir))
 	if err := os.RemoveAll(dir); err != nil {

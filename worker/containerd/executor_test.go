@@ -195,6 +195,9 @@ func sweepNamespace(t *testing.T, cc childConfig) {
 	for _, p := range pins {
 		unix.Unmount(p, unix.MNT_DETACH)
 	}
+	if err := imagetest.RemoveCgroups(cc.Namespace); err != nil {
+		t.Errorf("removing the cgroups of namespace %s: %v", cc.Namespace, err)
+	}
 }
 
 // TestExecutorOnNode is not a test of its own: TestExecutor runs the test
