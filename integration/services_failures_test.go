@@ -60,7 +60,7 @@ func count(ts []task, state string) int {
 
 // Restart policies, on real containers that exit.
 func TestServiceRestartPolicy(t *testing.T) {
-	c := newServiceCluster(t, 2)
+	c := newServiceCluster(t, 2, 1)
 	shell := c.images.Shell
 	const delay = 2 * time.Second
 
@@ -171,7 +171,7 @@ func TestServiceRestartPolicy(t *testing.T) {
 
 // Drain moves tasks away; a worker killed and restarted adopts its tasks.
 func TestServiceDrainAndWorkerRestart(t *testing.T) {
-	c := newServiceCluster(t, 3)
+	c := newServiceCluster(t, 3, 1)
 	c.node(1).MustCLI(t, "service", "create", "-d", "--name", "web", "--replicas", "6", c.images.Nginx)
 	byNode := c.waitRunning(t, "web", 6)
 	for i := 1; i <= 3; i++ {

@@ -25,10 +25,12 @@ type serviceCluster struct {
 	images     imagetest.Images
 	containerd string   // socket
 	namespaces []string // each node's containerd namespace
+	via        int      // the manager tasks are listed through (default node-01)
 }
 
-// newServiceCluster: node-01 the manager, the others workers, all Ready.
-func newServiceCluster(t *testing.T, n int) *serviceCluster {
+// newServiceCluster: node-01 to node-<managers> managers (node-01 the
+// leader), the others workers, all Ready.
+func newServiceCluster(t *testing.T, n, managers int) *serviceCluster {
 	t.Helper()
 	testhost.Require(t)
 	socket := imagetest.SharedContainerd(t)
@@ -53,11 +55,16 @@ func newServiceCluster(t *testing.T, n int) *serviceCluster {
 		c.nodes = append(c.nodes, clustertest.StartDaemon(t, c.bin, h, name,
 			"--containerd-socket", socket, "--containerd-namespace", ns, "--insecure-registry", addr))
 	}
-	worker, _ := c.init(1)
+	worker, manager := c.init(1)
 	w := map[string]want{"node-01": {"Ready", "Leader"}}
 	for i := 2; i <= n; i++ {
-		c.join(i, worker, 1)
-		w[fmt.Sprintf("node-%02d", i)] = want{"Ready", ""}
+		if i <= managers {
+			c.join(i, manager, 1)
+			w[fmt.Sprintf("node-%02d", i)] = want{"Ready", "Reachable"}
+		} else {
+			c.join(i, worker, 1)
+			w[fmt.Sprintf("node-%02d", i)] = want{"Ready", ""}
+		}
 	}
 	c.waitNodes(1, settle, w)
 	return sc
@@ -69,10 +76,11 @@ type task struct {
 	Since, Created                                          int64 `json:",string"`
 }
 
-// tasks lists every task through node-01's manager certificate.
+// tasks lists every task, asking a manager (c.via) with its certificate.
 func (c *serviceCluster) tasks(t *testing.T) []task {
 	t.Helper()
-	out := c.probe(t, 1, 1, "certs", c.certDir(1), "tasks")
+	via := max(c.via, 1)
+	out := c.probe(t, via, via, "certs", c.certDir(via), "tasks")
 	var ts []task
 	for _, line := range strings.Split(out, "\n") {
 		if !strings.HasPrefix(line, "{") {
@@ -122,7 +130,7 @@ func (c *serviceCluster) psOut(service string) string {
 }
 
 func TestServiceTutorial(t *testing.T) {
-	c := newServiceCluster(t, 4)
+	c := newServiceCluster(t, 4, 1)
 	out := c.node(1).MustCLI(t, "service", "create", "--name", "nginx", c.images.Nginx)
 	if !strings.Contains(out, "converged") {
 		t.Errorf("service create did not report convergence:\n%s", out)

@@ -323,7 +323,7 @@ func (d *dispatcher) message(s *session) (*api.SessionMessage, bool) {
 			Id: n.Id, Hostname: n.Hostname, Role: n.Role, DesiredRole: n.DesiredRole,
 			Availability: n.Availability, AdvertiseAddr: n.AdvertiseAddr, Subnet: n.Subnet,
 		},
-		Tasks:    d.m.store.FSM().Tasks(raftstore.TaskFilter{NodeID: s.nodeID}),
+		Tasks:    assigned(d.m.store.FSM().Tasks(raftstore.TaskFilter{NodeID: s.nodeID})),
 		TasksSet: true,
 	}, true
 }
@@ -355,4 +355,19 @@ func (d *dispatcher) notLeader(setTrailer func(metadata.MD)) error {
 		setTrailer(metadata.Pairs(api.MDLeader, addr))
 	}
 	return status.Error(codes.Unavailable, "this manager is not the leader")
+}
+
+// assigned are the tasks a node must know of: all but those that ended and
+// are not wanted any more. A task leaving this set is the agent's cue to
+// remove its container, so a node keeps no container of a task that was
+// replaced, even after coming back from being down.
+func assigned(tasks []*api.Task) []*api.Task {
+	out := tasks[:0]
+	for _, t := range tasks {
+		if t.GetStatus().GetState() >= api.TaskState_COMPLETE && t.DesiredState > api.TaskState_RUNNING {
+			continue
+		}
+		out = append(out, t)
+	}
+	return out
 }
