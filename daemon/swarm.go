@@ -127,6 +127,17 @@ func (d *Daemon) forceNewCluster(ctx context.Context) (*api.InitResponse, error)
 	if st.Role != api.NodeRole_MANAGER {
 		return nil, status.Error(codes.FailedPrecondition, "--force-new-cluster needs a manager: this node is a worker")
 	}
+	var removed []*api.Peer
+	var ids []string
+	if m := d.manager(); m != nil {
+		servers, _ := m.Store().Servers()
+		for _, s := range servers {
+			if string(s.ID) != st.NodeID {
+				removed = append(removed, &api.Peer{NodeId: string(s.ID), Addr: string(s.Address)})
+				ids = append(ids, string(s.ID))
+			}
+		}
+	}
 	d.stop()
 	if err := d.start(st, manager.Config{ForceNewCluster: true}); err != nil {
 		return nil, status.Errorf(codes.Internal, "restart as a new cluster: %v", err)
@@ -136,11 +147,20 @@ func (d *Daemon) forceNewCluster(ctx context.Context) (*api.InitResponse, error)
 		return nil, status.Errorf(codes.Internal, "save state: %v", err)
 	}
 	m := d.manager()
+	ctx, cancel := context.WithTimeout(ctx, joinTimeout)
+	defer cancel()
+	if err := m.ForgetManagers(ctx, ids); err != nil {
+		return nil, status.Errorf(codes.Internal, "record the removed managers as workers: %v", err)
+	}
 	cl := m.Store().FSM().Cluster()
 	if cl == nil {
 		return nil, status.Error(codes.Internal, "this manager has no cluster state to keep")
 	}
-	return &api.InitResponse{NodeId: st.NodeID, WorkerToken: pki.FormatToken(cl.CaCertPem, cl.WorkerSecret), AdvertiseAddr: st.AdvertiseAddr}, nil
+	for _, p := range removed {
+		d.log.Info("force-new-cluster removed a manager", "node", p.NodeId, "addr", p.Addr)
+	}
+	return &api.InitResponse{NodeId: st.NodeID, WorkerToken: pki.FormatToken(cl.CaCertPem, cl.WorkerSecret),
+		AdvertiseAddr: st.AdvertiseAddr, RemovedManagers: removed}, nil
 }
 
 func (s *swarmServer) Join(ctx context.Context, req *api.JoinRequest) (*api.JoinResponse, error) {

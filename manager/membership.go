@@ -129,3 +129,22 @@ func (m *Manager) Reachability() (reachable, total int) {
 	}
 	return reachable, len(servers)
 }
+
+// ForgetManagers records, after --force-new-cluster, that the managers left
+// out of Raft are workers now: should one come back, it takes a worker
+// certificate like any demoted node, and can be promoted again.
+func (m *Manager) ForgetManagers(ctx context.Context, ids []string) error {
+	if err := m.waitLeader(ctx); err != nil {
+		return err
+	}
+	worker := api.NodeRole_WORKER
+	for _, id := range ids {
+		if _, ok := m.store.FSM().Node(id); !ok {
+			continue
+		}
+		if _, err := m.store.Apply(ctx, updateNode(&api.UpdateNode{Id: id, Role: &worker, DesiredRole: &worker})); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -33,6 +33,8 @@ func newSwarmInitCommand(c *cli) *cobra.Command {
 		listenAddr, advertiseAddr string
 		certExpiry                time.Duration
 		forceNewCluster           bool
+		addrPool                  string
+		addrPoolMask              uint32
 	)
 	cmd := &cobra.Command{
 		Use:   "init [OPTIONS]",
@@ -44,9 +46,11 @@ func newSwarmInitCommand(c *cli) *cobra.Command {
 				return err
 			}
 			req := &api.InitRequest{
-				ListenAddr:      listen,
-				AdvertiseAddr:   advertiseAddr,
-				ForceNewCluster: forceNewCluster,
+				ListenAddr:                listen,
+				AdvertiseAddr:             advertiseAddr,
+				ForceNewCluster:           forceNewCluster,
+				DefaultAddrPool:           addrPool,
+				DefaultAddrPoolMaskLength: addrPoolMask,
 			}
 			if cmd.Flags().Changed("cert-expiry") {
 				req.CertExpiryNs = int64(certExpiry)
@@ -64,6 +68,9 @@ func newSwarmInitCommand(c *cli) *cobra.Command {
 				}
 				return err
 			}
+			for _, p := range resp.GetRemovedManagers() {
+				fmt.Fprintf(c.out, "Removed manager %s (%s) from the swarm's Raft cluster; it is a worker now.\n", p.GetNodeId(), p.GetAddr())
+			}
 			fmt.Fprintf(c.out, "Swarm initialized: current node (%s) is now a manager.\n\n", resp.GetNodeId())
 			writeJoinCommand(c.out, api.NodeRole_WORKER, resp.GetWorkerToken(), resp.GetAdvertiseAddr())
 			fmt.Fprint(c.out, "To add a manager to this swarm, run 'shoal swarm join-token manager' and follow the instructions.\n\n")
@@ -75,6 +82,8 @@ func newSwarmInitCommand(c *cli) *cobra.Command {
 	flags.StringVar(&advertiseAddr, "advertise-addr", "", `Advertised address (format: "<ip>[:port]")`)
 	flags.DurationVar(&certExpiry, "cert-expiry", 90*24*time.Hour, "Validity period for node certificates (ns|us|ms|s|m|h)")
 	flags.BoolVar(&forceNewCluster, "force-new-cluster", false, "Force create a new cluster from current state")
+	flags.StringVar(&addrPool, "default-addr-pool", "", "Address pool the nodes' task subnets are cut from (default 10.0.0.0/8)")
+	flags.Uint32Var(&addrPoolMask, "default-addr-pool-mask-length", 0, "Prefix length of each node's task subnet (default 24)")
 	return cmd
 }
 
