@@ -220,6 +220,7 @@ type ControlClient interface {
 	GetService(ctx context.Context, in *GetServiceRequest, opts ...grpc.CallOption) (*Service, error)
 	ListServices(ctx context.Context, in *ListServicesRequest, opts ...grpc.CallOption) (*ListServicesResponse, error)
 	ListTasks(ctx context.Context, in *ListTasksRequest, opts ...grpc.CallOption) (*ListTasksResponse, error)
+	RaftStatus(ctx context.Context, in *RaftStatusRequest, opts ...grpc.CallOption) (*RaftStatusResponse, error)
 }
 
 type controlClient struct {
@@ -338,6 +339,15 @@ func (c *controlClient) ListTasks(ctx context.Context, in *ListTasksRequest, opt
 	return out, nil
 }
 
+func (c *controlClient) RaftStatus(ctx context.Context, in *RaftStatusRequest, opts ...grpc.CallOption) (*RaftStatusResponse, error) {
+	out := new(RaftStatusResponse)
+	err := c.cc.Invoke(ctx, "/shoal.v1.Control/RaftStatus", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ControlServer is the server API for Control service.
 // All implementations must embed UnimplementedControlServer
 // for forward compatibility
@@ -354,6 +364,7 @@ type ControlServer interface {
 	GetService(context.Context, *GetServiceRequest) (*Service, error)
 	ListServices(context.Context, *ListServicesRequest) (*ListServicesResponse, error)
 	ListTasks(context.Context, *ListTasksRequest) (*ListTasksResponse, error)
+	RaftStatus(context.Context, *RaftStatusRequest) (*RaftStatusResponse, error)
 	mustEmbedUnimplementedControlServer()
 }
 
@@ -396,6 +407,9 @@ func (UnimplementedControlServer) ListServices(context.Context, *ListServicesReq
 }
 func (UnimplementedControlServer) ListTasks(context.Context, *ListTasksRequest) (*ListTasksResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListTasks not implemented")
+}
+func (UnimplementedControlServer) RaftStatus(context.Context, *RaftStatusRequest) (*RaftStatusResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method RaftStatus not implemented")
 }
 func (UnimplementedControlServer) mustEmbedUnimplementedControlServer() {}
 
@@ -626,6 +640,24 @@ func _Control_ListTasks_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Control_RaftStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RaftStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServer).RaftStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/shoal.v1.Control/RaftStatus",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServer).RaftStatus(ctx, req.(*RaftStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 var _Control_serviceDesc = grpc.ServiceDesc{
 	ServiceName: "shoal.v1.Control",
 	HandlerType: (*ControlServer)(nil),
@@ -677,6 +709,10 @@ var _Control_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListTasks",
 			Handler:    _Control_ListTasks_Handler,
+		},
+		{
+			MethodName: "RaftStatus",
+			Handler:    _Control_RaftStatus_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -103,6 +103,10 @@ func TestLeaderKilled(t *testing.T) {
 	newLeader := c.leader(survivor, failover)
 	w[fmt.Sprintf("node-%02d", newLeader)] = want{"Ready", "Leader"}
 	c.waitNodes(survivor, settle, w)
+	if rs := c.node(survivor).MustCLI(t, "raft", "status"); !strings.Contains(rs, "2 reachable: 0 more may fail") ||
+		!strings.Contains(rs, "Leader") || !strings.Contains(rs, "Unreachable") {
+		t.Errorf("raft status with one manager dead:\n%s", rs)
+	}
 
 	c.node(old).Restart(t)
 	w[fmt.Sprintf("node-%02d", old)] = want{"Ready", "Reachable"}
@@ -143,6 +147,12 @@ func TestQuorumLost(t *testing.T) {
 	if _, err := c.nodeLs(survivor); err != nil {
 		t.Fatalf("node ls without quorum: %v", err)
 	}
+	clustertest.WaitFor(t, failover, "raft status to say there is no quorum", func() error {
+		if rs := c.node(survivor).MustCLI(t, "raft", "status"); !strings.Contains(rs, "NO QUORUM") {
+			return fmt.Errorf("raft status:\n%s", rs)
+		}
+		return nil
+	})
 	if out := c.node(4).MustCLI(t, "info"); !strings.Contains(out, "Swarm: active") {
 		t.Errorf("the worker left the swarm without quorum:\n%s", out)
 	}

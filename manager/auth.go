@@ -53,6 +53,7 @@ var policy = map[string][]string{
 	"/shoal.v1.Control/ListServices":        managerOnly,
 	"/shoal.v1.Control/ListTasks":           managerOnly,
 	"/shoal.v1.Dispatcher/UpdateTaskStatus": anyNode,
+	"/shoal.v1.Control/RaftStatus":          managerOnly,
 }
 
 type callerKey struct{}

@@ -239,3 +239,7 @@ func (l *localControl) ListServices(ctx context.Context, req *api.ListServicesRe
 func (l *localControl) ListTasks(ctx context.Context, req *api.ListTasksRequest) (*api.ListTasksResponse, error) {
 	return via(l, ctx, req, (*control).ListTasks)
 }
+
+func (l *localControl) RaftStatus(ctx context.Context, req *api.RaftStatusRequest) (*api.RaftStatusResponse, error) {
+	return via(l, ctx, req, (*control).RaftStatus)
+}

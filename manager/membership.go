@@ -40,7 +40,7 @@ func (s *membership) Join(ctx context.Context, req *api.RaftJoinRequest) (*api.R
 }
 
 func (s *membership) Ping(ctx context.Context, _ *api.PingRequest) (*api.PingResponse, error) {
-	return &api.PingResponse{NodeId: s.m.id.NodeID}, nil
+	return &api.PingResponse{NodeId: s.m.id.NodeID, Raft: s.m.store.Info()}, nil
 }
 
 // prober pings the other managers to learn which are reachable from here:
@@ -49,11 +49,19 @@ type prober struct {
 	m      *Manager
 	mu     sync.Mutex
 	lastOK map[string]time.Time
+	raft   map[string]*api.RaftInfo // each peer's Raft view from its last answer
 	start  time.Time
 }
 
 func newProber(m *Manager) *prober {
-	return &prober{m: m, lastOK: map[string]time.Time{}, start: time.Now()}
+	return &prober{m: m, lastOK: map[string]time.Time{}, raft: map[string]*api.RaftInfo{}, start: time.Now()}
+}
+
+// seen returns a peer's Raft view from its last answer, and when that was.
+func (p *prober) seen(id string) (*api.RaftInfo, time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.raft[id], p.lastOK[id]
 }
 
 // reachable: this manager itself, and any other that answered a ping within
@@ -94,9 +102,10 @@ func (p *prober) run(ctx context.Context) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if p.ping(ctx, addr) == nil {
+				if resp, err := p.ping(ctx, addr); err == nil {
 					p.mu.Lock()
 					p.lastOK[id] = time.Now()
+					p.raft[id] = resp.Raft
 					p.mu.Unlock()
 				}
 			}()
@@ -105,15 +114,14 @@ func (p *prober) run(ctx context.Context) {
 	}
 }
 
-func (p *prober) ping(ctx context.Context, addr string) error {
+func (p *prober) ping(ctx context.Context, addr string) (*api.PingResponse, error) {
 	conn, err := p.m.peers.get(addr)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.m.cfg.ProbeInterval)
 	defer cancel()
-	_, err = api.NewRaftMembershipClient(conn).Ping(ctx, &api.PingRequest{})
-	return err
+	return api.NewRaftMembershipClient(conn).Ping(ctx, &api.PingRequest{})
 }
 
 // Reachability counts the Raft members reachable from here, and all of them.

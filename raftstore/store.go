@@ -233,7 +233,15 @@ func (s *Store) Info() *api.RaftInfo {
 		ElectionTimeoutNs:    int64(s.cfg.ElectionTimeout),
 		LeaderLeaseTimeoutNs: int64(s.cfg.LeaderLeaseTimeout),
 		SnapshotThreshold:    s.cfg.SnapshotThreshold,
+		LastContactUnixNano:  unixNano(s.raft.LastContact()),
 	}
+}
+
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
 }
 
 // Shutdown stops Raft, then closes the transport and the bolt database. It

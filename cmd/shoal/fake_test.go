@@ -55,6 +55,7 @@ type fakeDaemon struct {
 	// call, say to press ^C at the third.
 	onListTasks  func(n int)
 	newServiceID string // the ID CreateService gives
+	raftStatus   *api.RaftStatusResponse
 }
 
 type call struct {
@@ -320,6 +321,15 @@ func (f *fakeDaemon) ListServices(_ context.Context, req *api.ListServicesReques
 		resp.Services = append(resp.Services, &api.ServiceSummary{Service: s, Running: f.running[s.Id]})
 	}
 	return resp, nil
+}
+
+func (f *fakeDaemon) RaftStatus(_ context.Context, req *api.RaftStatusRequest) (*api.RaftStatusResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.record("RaftStatus", "", req); err != nil {
+		return nil, err
+	}
+	return f.raftStatus, nil
 }
 
 func (f *fakeDaemon) ListTasks(_ context.Context, req *api.ListTasksRequest) (*api.ListTasksResponse, error) {

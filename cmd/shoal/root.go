@@ -87,6 +87,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 		newNodeCommand(c),
 		newServiceCommand(c),
 		newInfoCommand(c),
+		newRaftCommand(c),
 		newVersionCommand(c),
 		newDaemonCommand(),
 	)
