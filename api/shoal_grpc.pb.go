@@ -221,6 +221,9 @@ type ControlClient interface {
 	ListServices(ctx context.Context, in *ListServicesRequest, opts ...grpc.CallOption) (*ListServicesResponse, error)
 	ListTasks(ctx context.Context, in *ListTasksRequest, opts ...grpc.CallOption) (*ListTasksResponse, error)
 	RaftStatus(ctx context.Context, in *RaftStatusRequest, opts ...grpc.CallOption) (*RaftStatusResponse, error)
+	// Events streams what happens in the cluster, as this manager sees it:
+	// first the recent events since the given time, then live ones.
+	Events(ctx context.Context, in *EventsRequest, opts ...grpc.CallOption) (Control_EventsClient, error)
 }
 
 type controlClient struct {
@@ -348,6 +351,38 @@ func (c *controlClient) RaftStatus(ctx context.Context, in *RaftStatusRequest, o
 	return out, nil
 }
 
+func (c *controlClient) Events(ctx context.Context, in *EventsRequest, opts ...grpc.CallOption) (Control_EventsClient, error) {
+	stream, err := c.cc.NewStream(ctx, &_Control_serviceDesc.Streams[0], "/shoal.v1.Control/Events", opts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &controlEventsClient{stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+type Control_EventsClient interface {
+	Recv() (*Event, error)
+	grpc.ClientStream
+}
+
+type controlEventsClient struct {
+	grpc.ClientStream
+}
+
+func (x *controlEventsClient) Recv() (*Event, error) {
+	m := new(Event)
+	if err := x.ClientStream.RecvMsg(m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
 // ControlServer is the server API for Control service.
 // All implementations must embed UnimplementedControlServer
 // for forward compatibility
@@ -365,6 +400,9 @@ type ControlServer interface {
 	ListServices(context.Context, *ListServicesRequest) (*ListServicesResponse, error)
 	ListTasks(context.Context, *ListTasksRequest) (*ListTasksResponse, error)
 	RaftStatus(context.Context, *RaftStatusRequest) (*RaftStatusResponse, error)
+	// Events streams what happens in the cluster, as this manager sees it:
+	// first the recent events since the given time, then live ones.
+	Events(*EventsRequest, Control_EventsServer) error
 	mustEmbedUnimplementedControlServer()
 }
 
@@ -410,6 +448,9 @@ func (UnimplementedControlServer) ListTasks(context.Context, *ListTasksRequest) 
 }
 func (UnimplementedControlServer) RaftStatus(context.Context, *RaftStatusRequest) (*RaftStatusResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method RaftStatus not implemented")
+}
+func (UnimplementedControlServer) Events(*EventsRequest, Control_EventsServer) error {
+	return status.Errorf(codes.Unimplemented, "method Events not implemented")
 }
 func (UnimplementedControlServer) mustEmbedUnimplementedControlServer() {}
 
@@ -658,6 +699,27 @@ func _Control_RaftStatus_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Control_Events_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(EventsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ControlServer).Events(m, &controlEventsServer{stream})
+}
+
+type Control_EventsServer interface {
+	Send(*Event) error
+	grpc.ServerStream
+}
+
+type controlEventsServer struct {
+	grpc.ServerStream
+}
+
+func (x *controlEventsServer) Send(m *Event) error {
+	return x.ServerStream.SendMsg(m)
+}
+
 var _Control_serviceDesc = grpc.ServiceDesc{
 	ServiceName: "shoal.v1.Control",
 	HandlerType: (*ControlServer)(nil),
@@ -715,7 +777,13 @@ var _Control_serviceDesc = grpc.ServiceDesc{
 			Handler:    _Control_RaftStatus_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Events",
+			Handler:       _Control_Events_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "shoal.proto",
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -172,4 +173,26 @@ func ready(names ...string) map[string]want {
 		w[n] = want{status: "Ready"}
 	}
 	return w
+}
+
+// watchEvents starts `shoal events ARGS` on node i and returns a func that
+// stops it and returns what it printed.
+func (c *cluster) watchEvents(i int, args ...string) func() string {
+	c.t.Helper()
+	n := c.node(i)
+	cmd := exec.Command(n.Bin, append([]string{"-H", n.Socket, "events"}, args...)...)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		c.t.Fatalf("shoal events on node-%02d: %v", i, err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	stop := func() string {
+		cmd.Process.Kill()
+		<-done
+		return out.String()
+	}
+	c.t.Cleanup(func() { stop() })
+	return stop
 }

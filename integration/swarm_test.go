@@ -79,10 +79,11 @@ func TestTutorialJoinPromoteDemote(t *testing.T) {
 func TestLeaderKilled(t *testing.T) {
 	c := threeManagersAndWorker(t)
 	old := c.leader(1, settle)
+	survivor := 1 + old%3
+	events := c.watchEvents(survivor, "--filter", "type=raft", "--filter", "type=node")
 	c.node(old).Kill(t)
 	killed := time.Now()
 
-	survivor := 1 + old%3
 	var took time.Duration
 	clustertest.WaitFor(t, failover, "a write through a survivor after the leader was killed", func() error {
 		if err := c.write(survivor); err != nil {
@@ -103,6 +104,12 @@ func TestLeaderKilled(t *testing.T) {
 	newLeader := c.leader(survivor, failover)
 	w[fmt.Sprintf("node-%02d", newLeader)] = want{"Ready", "Leader"}
 	c.waitNodes(survivor, settle, w)
+	// shoal events on the survivor told the story as it happened.
+	oldName, newName := fmt.Sprintf("node-%02d", old), fmt.Sprintf("node-%02d", newLeader)
+	if ev := events(); !strings.Contains(ev, "raft elect") || !strings.Contains(ev, "leader="+newName) ||
+		!strings.Contains(ev, "leader.old="+oldName) || !strings.Contains(ev, "name="+oldName+", state.new=down") {
+		t.Errorf("shoal events during the failover:\n%s", ev)
+	}
 	if rs := c.node(survivor).MustCLI(t, "raft", "status"); !strings.Contains(rs, "2 reachable: 0 more may fail") ||
 		!strings.Contains(rs, "Leader") || !strings.Contains(rs, "Unreachable") {
 		t.Errorf("raft status with one manager dead:\n%s", rs)

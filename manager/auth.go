@@ -54,6 +54,7 @@ var policy = map[string][]string{
 	"/shoal.v1.Control/ListTasks":           managerOnly,
 	"/shoal.v1.Dispatcher/UpdateTaskStatus": anyNode,
 	"/shoal.v1.Control/RaftStatus":          managerOnly,
+	"/shoal.v1.Control/Events":              managerOnly,
 }
 
 type callerKey struct{}

@@ -78,6 +78,7 @@ type Manager struct {
 	peers  *peerConns
 	probe  *prober
 	disp   *dispatcher
+	events *eventBus
 	fsm    atomic.Pointer[raftstore.FSM] // set once Raft is open
 	joinMu sync.Mutex                    // joins one at a time: subnets
 
@@ -128,6 +129,8 @@ func New(cfg Config) (*Manager, error) {
 	}
 	m.store = store
 	m.fsm.Store(store.FSM())
+	m.events = newEventBus()
+	store.FSM().SetEventSink(m.events.publish)
 	if cfg.Bootstrap && !store.HasState() {
 		if err := store.Bootstrap(); err != nil {
 			m.Stop()
@@ -147,8 +150,10 @@ func New(cfg Config) (*Manager, error) {
 	api.RegisterDispatcherServer(m.server, m.disp)
 	api.RegisterRaftMembershipServer(m.server, &membership{m: m})
 
+	var lastLeader string
+	stopObserving := store.ObserveLeader(m.leaderEvent(&lastLeader))
 	ctx, cancel := context.WithCancel(context.Background())
-	m.cancel = cancel
+	m.cancel = func() { cancel(); stopObserving(); m.events.close() }
 	m.goRun(func() { m.server.Serve(mux.GRPCListener()) })
 	m.goRun(func() { m.watchLeadership(ctx) })
 	m.goRun(func() { m.probe.run(ctx) })

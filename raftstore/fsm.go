@@ -26,6 +26,7 @@ type FSM struct {
 	nodes   map[string]*api.Node
 	t       tables // services and tasks
 	gens    generations
+	sink    func([]*api.Event) // see SetEventSink
 	applied uint64 // index of the last entry whose effect the state holds
 
 	subMu sync.Mutex
@@ -54,8 +55,12 @@ func (f *FSM) Apply(l *raft.Log) any {
 	f.mu.Lock()
 	if err == nil {
 		nodes, orch := f.touched(&cmd)
+		events := f.describe(&cmd)
 		if err = f.apply(&cmd); err == nil {
 			f.gens.bump(nodes, orch)
+			if len(events) > 0 {
+				f.sink(events)
+			}
 		}
 	}
 	f.applied = l.Index

@@ -60,6 +60,8 @@ func newDaemonCommand() *cobra.Command {
 	f.DurationVar(&r.ElectionTimeout, "raft-election-timeout", r.ElectionTimeout, "Raft: time a candidate waits for votes")
 	f.DurationVar(&r.LeaderLeaseTimeout, "raft-leader-lease", r.LeaderLeaseTimeout, "Raft: time a leader keeps leading without hearing from a quorum")
 	f.Uint64Var(&r.SnapshotThreshold, "raft-snapshot-threshold", r.SnapshotThreshold, "Raft: log entries between snapshots")
+	f.Uint64Var(&r.TrailingLogs, "raft-trailing-logs", r.TrailingLogs, "Raft: log entries kept after a snapshot, so that a follower a little behind needs no snapshot")
+	f.DurationVar(&r.SnapshotInterval, "raft-snapshot-interval", r.SnapshotInterval, "Raft: how often to check whether a snapshot is due")
 	f.DurationVar(&r.LeaderWait, "raft-leader-wait", r.LeaderWait, "How long a write waits for a leader before failing")
 	return cmd
 }

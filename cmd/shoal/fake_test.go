@@ -56,6 +56,7 @@ type fakeDaemon struct {
 	onListTasks  func(n int)
 	newServiceID string // the ID CreateService gives
 	raftStatus   *api.RaftStatusResponse
+	events       []*api.Event // what Events streams before it ends
 }
 
 type call struct {
@@ -321,6 +322,24 @@ func (f *fakeDaemon) ListServices(_ context.Context, req *api.ListServicesReques
 		resp.Services = append(resp.Services, &api.ServiceSummary{Service: s, Running: f.running[s.Id]})
 	}
 	return resp, nil
+}
+
+func (f *fakeDaemon) Events(req *api.EventsRequest, stream api.Control_EventsServer) error {
+	f.mu.Lock()
+	err := f.record("Events", "", req)
+	events := f.events
+	f.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	for _, e := range events {
+		if len(req.Types) == 0 || slices.Contains(req.Types, e.Type) {
+			if err := stream.Send(e); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func (f *fakeDaemon) RaftStatus(_ context.Context, req *api.RaftStatusRequest) (*api.RaftStatusResponse, error) {

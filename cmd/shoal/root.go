@@ -88,6 +88,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 		newServiceCommand(c),
 		newInfoCommand(c),
 		newRaftCommand(c),
+		newEventsCommand(c),
 		newVersionCommand(c),
 		newDaemonCommand(),
 	)
