@@ -27,7 +27,7 @@ type FSM struct {
 	t       tables // services and tasks
 	gens    generations
 	sink    func([]*api.Event) // see SetEventSink
-	applied uint64 // index of the last entry whose effect the state holds
+	applied uint64             // index of the last entry whose effect the state holds
 
 	subMu sync.Mutex
 	subs  map[chan struct{}]struct{}
