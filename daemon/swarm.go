@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -23,8 +24,12 @@ var errInSwarm = status.Error(codes.FailedPrecondition,
 var errNotInSwarm = status.Error(codes.FailedPrecondition,
 	"This node is not part of a swarm")
 
-// joinTimeout bounds init and join, so that a wrong address fails clearly.
-const joinTimeout = 20 * time.Second
+// joinTimeout bounds init and join, so that a wrong address fails clearly;
+// fetchCATimeout bounds the first call to the manager a join names.
+const (
+	joinTimeout    = 20 * time.Second
+	fetchCATimeout = 5 * time.Second
+)
 
 // swarmServer is the local Swarm service: init, join, leave, info.
 type swarmServer struct {
@@ -246,7 +251,11 @@ func fetchRootCA(ctx context.Context, remote string) ([]byte, error) {
 		return nil, status.Errorf(codes.InvalidArgument, "manager address %s: %v", remote, err)
 	}
 	defer conn.Close()
-	resp, err := api.NewCAClient(conn).GetRootCA(ctx, &api.GetRootCARequest{})
+	// Wait a little for the connection: a busy manager may take longer than
+	// the dialer's first attempt to answer; a wrong address still fails soon.
+	ctx, cancel := context.WithTimeout(ctx, fetchCATimeout)
+	defer cancel()
+	resp, err := api.NewCAClient(conn).GetRootCA(ctx, &api.GetRootCARequest{}, grpc.WaitForReady(true))
 	if err != nil {
 		return nil, status.Errorf(status.Code(err), "could not reach the manager at %s to fetch its root CA: %v", remote, status.Convert(err).Message())
 	}
@@ -264,7 +273,7 @@ func issueCertificate(ctx context.Context, remote string, caPEM []byte, req *api
 		return nil, status.Errorf(codes.InvalidArgument, "manager address %s: %v", remote, err)
 	}
 	defer conn.Close()
-	return api.NewCAClient(conn).IssueNodeCertificate(ctx, req)
+	return api.NewCAClient(conn).IssueNodeCertificate(ctx, req, grpc.WaitForReady(true))
 }
 
 func (s *swarmServer) Leave(ctx context.Context, req *api.LeaveRequest) (*api.LeaveResponse, error) {

@@ -268,12 +268,17 @@ func (d *dispatcher) Session(req *api.SessionRequest, stream api.Dispatcher_Sess
 	changes, cancel := f.Changes()
 	defer cancel()
 	var last *api.SessionMessage
-	var sent uint64 // the node's generation in the last message
+	type version struct {
+		node, config uint64
+		leader       string
+	}
+	var sent version // what the last message was made from
 	for {
-		// Rebuild only when this node's record or tasks changed, or the
-		// managers did: not for every entry of every other node.
-		gen := f.NodeGeneration(who.NodeID)
-		if last == nil || gen != sent || !proto.Equal(&api.SessionMessage{Managers: d.m.managers()}, &api.SessionMessage{Managers: last.Managers}) {
+		// Rebuild only when this node's record or tasks, the managers or
+		// the leader changed: not for every entry of every other node.
+		leader, _ := d.m.store.Leader()
+		now := version{f.NodeGeneration(who.NodeID), f.ConfigGeneration(), leader}
+		if last == nil || now != sent {
 			msg, ok := d.message(s)
 			if !ok {
 				return status.Errorf(codes.PermissionDenied, "node %s is no longer a member of the swarm", who.NodeID)
@@ -284,7 +289,7 @@ func (d *dispatcher) Session(req *api.SessionRequest, stream api.Dispatcher_Sess
 				}
 				last = msg
 			}
-			sent = gen
+			sent = now
 		}
 		select {
 		case <-changes:

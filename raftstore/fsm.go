@@ -77,6 +77,8 @@ func (f *FSM) Apply(l *raft.Log) any {
 func (f *FSM) StoreConfiguration(index uint64, _ raft.Configuration) {
 	f.mu.Lock()
 	f.applied = index
+	f.gens.counter++
+	f.gens.config = f.gens.counter
 	f.mu.Unlock()
 	f.notify()
 }

@@ -12,6 +12,7 @@ type generations struct {
 	restore uint64            // everything counts as changed at a restore
 	node    map[string]uint64 // a node's record or its tasks changed
 	orch    uint64            // services, nodes, tasks made, ended or stopped
+	config  uint64            // the Raft configuration (the managers)
 }
 
 func newGenerations() generations { return generations{node: map[string]uint64{}} }
@@ -89,4 +90,12 @@ func (f *FSM) OrchestrationGeneration() uint64 {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	return max(f.gens.orch, f.gens.restore)
+}
+
+// ConfigGeneration changes whenever a Raft configuration entry (managers
+// added or removed) is applied.
+func (f *FSM) ConfigGeneration() uint64 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return max(f.gens.config, f.gens.restore)
 }

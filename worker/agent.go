@@ -155,7 +155,8 @@ func (a *Agent) handle(msg *api.SessionMessage) {
 }
 
 // heartbeat beats every period until it fails or ctx ends. A beat that takes
-// longer than a period counts as failed: the manager is gone or cut off.
+// longer than two periods counts as failed: the manager is gone or cut off
+// (one period was too tight for a leader busy with a thousand sessions).
 func (a *Agent) heartbeat(ctx context.Context, client api.DispatcherClient, session string, period time.Duration) error {
 	if period <= 0 {
 		return errors.New("manager sent no heartbeat period")
@@ -168,7 +169,7 @@ func (a *Agent) heartbeat(ctx context.Context, client api.DispatcherClient, sess
 			return ctx.Err()
 		case <-t.C:
 		}
-		bctx, cancel := context.WithTimeout(ctx, period)
+		bctx, cancel := context.WithTimeout(ctx, 2*period)
 		resp, err := client.Heartbeat(bctx, &api.HeartbeatRequest{SessionId: session}, grpc.WaitForReady(false))
 		cancel()
 		if err != nil {
