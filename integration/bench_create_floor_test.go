@@ -21,7 +21,6 @@ import (
 	ctrexec "github.com/shoal-dev/shoal/worker/containerd"
 )
 
-
 // --- the floor ---
 
 // floorResult is one timed floor round.
