@@ -43,6 +43,10 @@ bench-failover: ## measure failover time on real daemons (BenchmarkFailover, one
 bench-create: ## 8 nginx replicas on 4 nodes vs the containerd floor
 	$(GO) test -count=1 -run '^$$' -bench BenchmarkCreate -benchtime 1x -timeout 20m ./integration/
 
+.PHONY: bench-reschedule
+bench-reschedule: ## kill -9 a worker / the leader's node running tasks, time until all replicas run again
+	$(GO) test -count=1 -run '^$$' -bench BenchmarkReschedule -benchtime 1x -timeout 30m ./integration/
+
 .PHONY: bench-scale
 bench-scale: ## 1,000 simulated nodes and a 10,000-replica service (prints time and peak memory)
 	$(GO) test -count=1 -run '^$$' -bench BenchmarkScale -benchtime 1x -timeout 30m ./integration/scale/
