@@ -15,13 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
 	"github.com/shoal-dev/shoal/api"
-	"github.com/shoal-dev/shoal/integration/clustertest"
-	"github.com/shoal-dev/shoal/integration/imagetest"
-	"github.com/shoal-dev/shoal/integration/testhost"
 )
 
 // What BenchmarkCreate creates, and how its floor runs.
@@ -118,7 +112,6 @@ func BenchmarkCreate(b *testing.B) {
 type createBench struct {
 	tb     testing.TB
 	sc     *serviceCluster
-	ctl    api.ControlClient
 	floors []*floorChild
 }
 
@@ -127,44 +120,10 @@ type createBench struct {
 // task status lines), and the floor's children.
 func newCreateBench(tb testing.TB) *createBench {
 	tb.Helper()
-	testhost.Require(tb)
-	socket := imagetest.SharedContainerd(tb)
-	c := &cluster{t: tb, bin: clustertest.BuildShoal(tb), lan: testhost.NewLAN(tb)}
-	reg := c.lan.AddHost(tb, "registry")
-	addr := imagetest.StartRegistry(tb, reg)
-	sc := &serviceCluster{cluster: c, images: imagetest.PushImages(tb, reg, addr), containerd: socket}
-	tb.Cleanup(func() {
-		for _, ns := range sc.namespaces {
-			if err := imagetest.RemoveNamespace(socket, ns); err != nil {
-				tb.Errorf("removing containerd namespace %s: %v", ns, err)
-			}
-		}
-	})
-	w := map[string]want{}
+	sc := newServiceCluster(tb, createNodes, 1, "--debug")
+	bc := &createBench{tb: tb, sc: sc}
 	for i := 1; i <= createNodes; i++ {
-		name := fmt.Sprintf("node-%02d", i)
-		h := c.lan.AddHost(tb, name)
-		ns := "shoal-" + h.NS
-		sc.namespaces = append(sc.namespaces, ns)
-		c.nodes = append(c.nodes, clustertest.StartDaemon(tb, c.bin, h, name, "--debug",
-			"--containerd-socket", socket, "--containerd-namespace", ns, "--insecure-registry", addr))
-		w[name] = want{"Ready", ""}
-	}
-	worker, _ := c.init(1)
-	for i := 2; i <= createNodes; i++ {
-		c.join(i, worker, 1)
-	}
-	w["node-01"] = want{"Ready", "Leader"}
-	c.waitNodes(1, settle, w)
-
-	conn, err := grpc.NewClient(c.node(1).Socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		tb.Fatalf("connecting to node-01's control socket: %v", err)
-	}
-	tb.Cleanup(func() { conn.Close() })
-	bc := &createBench{tb: tb, sc: sc, ctl: api.NewControlClient(conn)}
-	for i := 1; i <= createNodes; i++ {
-		bc.floors = append(bc.floors, startFloorChild(tb, c.node(i).Host, socket, addr, sc.images.Nginx))
+		bc.floors = append(bc.floors, startFloorChild(tb, sc.node(i).Host, sc.containerd, sc.registry, sc.images.Nginx))
 	}
 	return bc
 }
@@ -185,7 +144,7 @@ func (bc *createBench) warmUp() {
 		bc.tb.Fatalf("warm-up: the 8 tasks ran on %d nodes, want all %d", len(nodes), createNodes)
 	}
 	bc.sc.node(1).MustCLI(bc.tb, "service", "rm", "warm")
-	bc.waitGone()
+	bc.sc.waitNothingLeft(bc.tb)
 	bc.floor(0)
 	fmt.Printf("warm-up (%s): service warm (8 replicas) created and removed, and one untimed floor round: every node has pulled %s into its own containerd namespace and the floor's, so no measured Prepare downloads a layer; each still resolves the tag at the registry, in shoal as in the floor. Daemons log at debug level.\n",
 		secs(time.Since(start)), bc.sc.images.Nginx)
@@ -242,14 +201,14 @@ func (bc *createBench) shoal(name string, detach bool) shoalResult {
 		r.took = r.timeline.reported
 	}
 	bc.sc.node(1).MustCLI(bc.tb, "service", "rm", name)
-	bc.waitGone()
+	bc.sc.waitNothingLeft(bc.tb)
 	return r
 }
 
 func (bc *createBench) listTasks(req *api.ListTasksRequest) (*api.ListTasksResponse, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return bc.ctl.ListTasks(ctx, req)
+	return bc.sc.control(1).ListTasks(ctx, req)
 }
 
 // running returns the service's tasks that run and are wanted running.
@@ -281,35 +240,6 @@ func (bc *createBench) pollRunning(service string) []*api.Task {
 		}
 		time.Sleep(createPoll)
 	}
-}
-
-// waitGone waits until no task is left, nor any container, snapshot or
-// task network namespace on any node.
-func (bc *createBench) waitGone() {
-	bc.tb.Helper()
-	clustertest.WaitFor(bc.tb, converge, "no tasks, containers, snapshots or network namespaces left", func() error {
-		resp, err := bc.listTasks(&api.ListTasksRequest{})
-		if err != nil {
-			return err
-		}
-		if len(resp.Tasks) > 0 {
-			return fmt.Errorf("%d tasks left", len(resp.Tasks))
-		}
-		for i, ns := range bc.sc.namespaces {
-			left, err := imagetest.Leftovers(bc.tb, bc.sc.containerd, ns)
-			if err != nil {
-				return err
-			}
-			if len(left) > 0 {
-				return fmt.Errorf("node-%02d still has %v", i+1, left)
-			}
-			pins, _ := os.ReadDir(filepath.Join(bc.sc.node(i+1).DataDir, "executor", "cni", "netns"))
-			if len(pins) > 0 {
-				return fmt.Errorf("node-%02d still has %d task network namespaces", i+1, len(pins))
-			}
-		}
-		return nil
-	})
 }
 
 // createTimeline is where one create's time went, each step measured from
@@ -357,7 +287,7 @@ func (bc *createBench) timeline(service string, t0 time.Time, tasks []*api.Task,
 	tl := createTimeline{done: done, perNode: map[string]int{}}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if svc, err := bc.ctl.GetService(ctx, &api.GetServiceRequest{Ref: service}); err == nil {
+	if svc, err := bc.sc.control(1).GetService(ctx, &api.GetServiceRequest{Ref: service}); err == nil {
 		tl.service = rel(svc.CreatedUnixNano)
 	}
 	ids := map[string]bool{}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"testing"
@@ -13,7 +12,6 @@ import (
 	"github.com/shoal-dev/shoal/api"
 	"github.com/shoal-dev/shoal/integration/clustertest"
 	"github.com/shoal-dev/shoal/integration/imagetest"
-	"github.com/shoal-dev/shoal/integration/testhost"
 )
 
 // What BenchmarkReschedule runs and how it watches.
@@ -87,46 +85,12 @@ type rescheduleBench struct {
 	tb       testing.TB
 	sc       *serviceCluster
 	managers int
-	ctl      []controlConn // by node index - 1; managers only
 }
 
 // newRescheduleBench starts what newServiceCluster starts, for a benchmark.
 func newRescheduleBench(tb testing.TB, managers int) *rescheduleBench {
 	tb.Helper()
-	testhost.Require(tb)
-	socket := imagetest.SharedContainerd(tb)
-	c := &cluster{t: tb, bin: clustertest.BuildShoal(tb), lan: testhost.NewLAN(tb)}
-	reg := c.lan.AddHost(tb, "registry")
-	addr := imagetest.StartRegistry(tb, reg)
-	sc := &serviceCluster{cluster: c, images: imagetest.PushImages(tb, reg, addr), containerd: socket}
-	// Registered before the daemons start, so it runs after they are killed.
-	tb.Cleanup(func() {
-		for _, ns := range sc.namespaces {
-			if err := imagetest.RemoveNamespace(socket, ns); err != nil {
-				tb.Errorf("removing containerd namespace %s: %v", ns, err)
-			}
-		}
-	})
-	for i := 1; i <= rescheduleNodes; i++ {
-		name := fmt.Sprintf("node-%02d", i)
-		h := c.lan.AddHost(tb, name)
-		ns := "shoal-" + h.NS
-		sc.namespaces = append(sc.namespaces, ns)
-		c.nodes = append(c.nodes, clustertest.StartDaemon(tb, c.bin, h, name,
-			"--containerd-socket", socket, "--containerd-namespace", ns, "--insecure-registry", addr))
-	}
-	worker, manager := c.init(1)
-	for i := 2; i <= rescheduleNodes; i++ {
-		if i <= managers {
-			c.join(i, manager, 1)
-		} else {
-			c.join(i, worker, 1)
-		}
-	}
-	rb := &rescheduleBench{tb: tb, sc: sc, managers: managers}
-	for i := 1; i <= managers; i++ {
-		rb.ctl = append(rb.ctl, dialControl(tb, c.node(i)))
-	}
+	rb := &rescheduleBench{tb: tb, sc: newServiceCluster(tb, rescheduleNodes, managers), managers: managers}
 	rb.waitWhole(1)
 	return rb
 }
@@ -197,7 +161,8 @@ func (rb *rescheduleBench) round(n int, killLeader bool) rescheduleRound {
 	rb.waitWhole(via)
 	rb.waitNoContainers(target)
 	c.node(via).MustCLI(rb.tb, "service", "rm", name)
-	rb.waitGone(via)
+	rb.sc.via = via
+	rb.sc.waitNothingLeft(rb.tb)
 	return r
 }
 
@@ -205,7 +170,7 @@ func (rb *rescheduleBench) round(n int, killLeader bool) rescheduleRound {
 // r.target and no slot twice, and notes when it saw what on the way.
 func (rb *rescheduleBench) watch(via int, service string, r *rescheduleRound, killed time.Time) {
 	rb.tb.Helper()
-	ctl := rb.ctl[via-1].ctl
+	ctl := rb.sc.control(via)
 	deadline := killed.Add(converge)
 	var last error
 	for {
@@ -276,7 +241,7 @@ func spreadWithout(resp *api.ListTasksResponse, avoid string) error {
 func (rb *rescheduleBench) running(via int, service string) (map[string]int, int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	resp, err := rb.ctl[via-1].ctl.ListTasks(ctx, &api.ListTasksRequest{Service: service})
+	resp, err := rb.sc.control(via).ListTasks(ctx, &api.ListTasksRequest{Service: service})
 	if err != nil {
 		return nil, 0, err
 	}
@@ -341,37 +306,6 @@ func (rb *rescheduleBench) waitNoContainers(i int) {
 		}
 		if len(left) > 0 {
 			return fmt.Errorf("node-%02d holds %v", i, left)
-		}
-		return nil
-	})
-}
-
-// waitGone waits until manager via lists no task and no node holds a
-// container, a snapshot or a task network namespace.
-func (rb *rescheduleBench) waitGone(via int) {
-	rb.tb.Helper()
-	clustertest.WaitFor(rb.tb, converge, "no tasks, containers, snapshots or network namespaces left", func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		resp, err := rb.ctl[via-1].ctl.ListTasks(ctx, &api.ListTasksRequest{})
-		if err != nil {
-			return err
-		}
-		if len(resp.Tasks) > 0 {
-			return fmt.Errorf("%d tasks left", len(resp.Tasks))
-		}
-		for i, ns := range rb.sc.namespaces {
-			left, err := imagetest.Leftovers(rb.tb, rb.sc.containerd, ns)
-			if err != nil {
-				return err
-			}
-			if len(left) > 0 {
-				return fmt.Errorf("node-%02d still has %v", i+1, left)
-			}
-			pins, _ := os.ReadDir(filepath.Join(rb.sc.node(i+1).DataDir, "executor", "cni", "netns"))
-			if len(pins) > 0 {
-				return fmt.Errorf("node-%02d still has %d task network namespaces", i+1, len(pins))
-			}
 		}
 		return nil
 	})

@@ -10,9 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-dev/shoal/api"
 	"github.com/shoal-dev/shoal/integration/clustertest"
 	"github.com/shoal-dev/shoal/integration/imagetest"
 	"github.com/shoal-dev/shoal/integration/testhost"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 )
 
 func TestMain(m *testing.M) {
@@ -195,4 +198,21 @@ func (c *cluster) watchEvents(i int, args ...string) func() string {
 	}
 	c.t.Cleanup(func() { stop() })
 	return stop
+}
+
+// controlConn is a gRPC connection to a daemon's control socket.
+type controlConn struct {
+	conn  *grpc.ClientConn
+	ctl   api.ControlClient
+	swarm api.SwarmClient
+}
+
+func dialControl(tb testing.TB, d *clustertest.Daemon) controlConn {
+	tb.Helper()
+	conn, err := grpc.NewClient(d.Socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		tb.Fatalf("connecting to %s's control socket: %v", d.Name, err)
+	}
+	tb.Cleanup(func() { conn.Close() })
+	return controlConn{conn: conn, ctl: api.NewControlClient(conn), swarm: api.NewSwarmClient(conn)}
 }

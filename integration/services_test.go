@@ -1,7 +1,7 @@
 package integration
 
 import (
-	"encoding/json"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-dev/shoal/api"
 	"github.com/shoal-dev/shoal/integration/clustertest"
 	"github.com/shoal-dev/shoal/integration/imagetest"
 	"github.com/shoal-dev/shoal/integration/testhost"
@@ -23,37 +24,39 @@ const converge = 90 * time.Second
 type serviceCluster struct {
 	*cluster
 	images     imagetest.Images
-	containerd string   // socket
-	namespaces []string // each node's containerd namespace
-	via        int      // the manager tasks are listed through (default node-01)
+	containerd string        // socket
+	registry   string        // address of the registry the images are in
+	namespaces []string      // each node's containerd namespace
+	controls   []controlConn // to each manager's control socket
+	via        int           // the manager tasks are listed through (default node-01)
 }
 
 // newServiceCluster: node-01 to node-<managers> managers (node-01 the
-// leader), the others workers, all Ready.
-func newServiceCluster(t *testing.T, n, managers int) *serviceCluster {
-	t.Helper()
-	testhost.Require(t)
-	socket := imagetest.SharedContainerd(t)
-	c := &cluster{t: t, bin: clustertest.BuildShoal(t), lan: testhost.NewLAN(t)}
-	reg := c.lan.AddHost(t, "registry")
-	addr := imagetest.StartRegistry(t, reg)
-	sc := &serviceCluster{cluster: c, images: imagetest.PushImages(t, reg, addr), containerd: socket}
+// leader), the others workers, all Ready; daemonArgs go to every daemon.
+func newServiceCluster(tb testing.TB, n, managers int, daemonArgs ...string) *serviceCluster {
+	tb.Helper()
+	testhost.Require(tb)
+	socket := imagetest.SharedContainerd(tb)
+	c := &cluster{t: tb, bin: clustertest.BuildShoal(tb), lan: testhost.NewLAN(tb)}
+	reg := c.lan.AddHost(tb, "registry")
+	addr := imagetest.StartRegistry(tb, reg)
+	sc := &serviceCluster{cluster: c, images: imagetest.PushImages(tb, reg, addr), containerd: socket, registry: addr}
 	// Registered before the daemons start, so it runs after they are
 	// killed: whatever tasks they left running go.
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		for _, ns := range sc.namespaces {
 			if err := imagetest.RemoveNamespace(socket, ns); err != nil {
-				t.Errorf("removing containerd namespace %s: %v", ns, err)
+				tb.Errorf("removing containerd namespace %s: %v", ns, err)
 			}
 		}
 	})
 	for i := 1; i <= n; i++ {
 		name := fmt.Sprintf("node-%02d", i)
-		h := c.lan.AddHost(t, name)
+		h := c.lan.AddHost(tb, name)
 		ns := "shoal-" + h.NS
 		sc.namespaces = append(sc.namespaces, ns)
-		c.nodes = append(c.nodes, clustertest.StartDaemon(t, c.bin, h, name,
-			"--containerd-socket", socket, "--containerd-namespace", ns, "--insecure-registry", addr))
+		args := append([]string{"--containerd-socket", socket, "--containerd-namespace", ns, "--insecure-registry", addr}, daemonArgs...)
+		c.nodes = append(c.nodes, clustertest.StartDaemon(tb, c.bin, h, name, args...))
 	}
 	worker, manager := c.init(1)
 	w := map[string]want{"node-01": {"Ready", "Leader"}}
@@ -67,36 +70,43 @@ func newServiceCluster(t *testing.T, n, managers int) *serviceCluster {
 		}
 	}
 	c.waitNodes(1, settle, w)
+	for i := 1; i <= managers; i++ {
+		sc.controls = append(sc.controls, dialControl(tb, c.node(i)))
+	}
 	return sc
 }
 
-// task is one task as the probe reports it.
+// control is the Control API of manager i, over its control socket.
+func (c *serviceCluster) control(i int) api.ControlClient { return c.controls[i-1].ctl }
+
+// task is one task, as the tests look at it.
 type task struct {
 	ID, Service, Node, Address, State, Desired, Slot, Error string
-	Since, Created                                          int64 `json:",string"`
+	Since, Created                                          int64
 }
 
-// tasks lists every task, asking a manager (c.via) with its certificate.
-func (c *serviceCluster) tasks(t *testing.T) []task {
-	t.Helper()
-	via := max(c.via, 1)
-	out := c.probe(t, via, via, "certs", c.certDir(via), "tasks")
+// tasks lists every task, asking a manager (c.via, default node-01).
+func (c *serviceCluster) tasks(tb testing.TB) []task {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := c.control(max(c.via, 1)).ListTasks(ctx, &api.ListTasksRequest{})
+	if err != nil {
+		tb.Fatalf("listing tasks on node-%02d: %v", max(c.via, 1), err)
+	}
 	var ts []task
-	for _, line := range strings.Split(out, "\n") {
-		if !strings.HasPrefix(line, "{") {
-			continue
-		}
-		var x task
-		if err := json.Unmarshal([]byte(line), &x); err != nil {
-			t.Fatalf("probe tasks line %q: %v", line, err)
-		}
-		ts = append(ts, x)
+	for _, t := range resp.Tasks {
+		ts = append(ts, task{
+			ID: t.Id, Service: t.ServiceName, Node: resp.NodeNames[t.NodeId], Address: t.GetStatus().GetAddress(),
+			State: t.GetStatus().GetState().String(), Desired: t.DesiredState.String(), Slot: fmt.Sprint(t.Slot),
+			Error: t.GetStatus().GetErr(), Since: t.GetStatus().GetUnixNano(), Created: t.CreatedUnixNano,
+		})
 	}
 	return ts
 }
 
 // running returns the running tasks of a service wanted running, by node.
-func (c *serviceCluster) running(t *testing.T, service string) map[string][]task {
+func (c *serviceCluster) running(t testing.TB, service string) map[string][]task {
 	byNode := map[string][]task{}
 	for _, x := range c.tasks(t) {
 		if x.Service == service && x.State == "RUNNING" && x.Desired == "RUNNING" {
@@ -172,7 +182,7 @@ func TestServiceTutorial(t *testing.T) {
 
 // waitNothingLeft waits until no task, container, container snapshot or
 // task network namespace is left on any node.
-func (c *serviceCluster) waitNothingLeft(t *testing.T) {
+func (c *serviceCluster) waitNothingLeft(t testing.TB) {
 	t.Helper()
 	clustertest.WaitFor(t, converge, "no tasks, containers, snapshots or network namespaces left", func() error {
 		if ts := c.tasks(t); len(ts) > 0 {

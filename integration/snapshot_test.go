@@ -19,8 +19,6 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"go.etcd.io/bbolt"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/shoal-dev/shoal/api"
 	"github.com/shoal-dev/shoal/integration/clustertest"
@@ -172,23 +170,6 @@ func TestSnapshotsAndCatchUp(t *testing.T) {
 				i, held, first, last, snapWrites, before.LastLogIndex)
 		}
 	}
-}
-
-// controlConn is a gRPC connection to a daemon's control socket.
-type controlConn struct {
-	conn  *grpc.ClientConn
-	ctl   api.ControlClient
-	swarm api.SwarmClient
-}
-
-func dialControl(tb testing.TB, d *clustertest.Daemon) controlConn {
-	tb.Helper()
-	conn, err := grpc.NewClient(d.Socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		tb.Fatalf("connecting to %s's control socket: %v", d.Name, err)
-	}
-	tb.Cleanup(func() { conn.Close() })
-	return controlConn{conn: conn, ctl: api.NewControlClient(conn), swarm: api.NewSwarmClient(conn)}
 }
 
 // raftInfo is the Raft state of the daemon behind c, as `shoal info` shows

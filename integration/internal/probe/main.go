@@ -7,13 +7,11 @@
 // CALL is one of GetRootCA, IssueNodeCertificate, RenewNodeCertificate,
 // Session, Heartbeat, ListNodes, RotateJoinToken, RaftJoin, Ping, raft.
 // It prints "CODE message" on one line; for raft, "accepted" or "refused".
-// The call "tasks" first prints every task as a JSON line.
 package main
 
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -122,22 +120,6 @@ func grpcCall(addr string, conf *tls.Config, call string) error {
 		_, err = ctl.RotateJoinToken(ctx, &api.GetJoinTokenRequest{})
 	case "RaftJoin":
 		_, err = api.NewRaftMembershipClient(conn).Join(ctx, &api.RaftJoinRequest{Addr: "192.0.2.1:2377"})
-	case "tasks":
-		// Not a check: prints one JSON line per task (node, address,
-		// state) for tests that need the tasks' addresses.
-		var resp *api.ListTasksResponse
-		if resp, err = ctl.ListTasks(ctx, &api.ListTasksRequest{}); err == nil {
-			for _, t := range resp.Tasks {
-				b, _ := json.Marshal(map[string]string{
-					"id": t.Id, "service": t.ServiceName, "node": resp.NodeNames[t.NodeId],
-					"address": t.GetStatus().GetAddress(), "state": t.GetStatus().GetState().String(),
-					"desired": t.DesiredState.String(), "slot": fmt.Sprint(t.Slot),
-					"error": t.GetStatus().GetErr(), "since": fmt.Sprint(t.GetStatus().GetUnixNano()),
-					"created": fmt.Sprint(t.CreatedUnixNano),
-				})
-				fmt.Println(string(b))
-			}
-		}
 	case "Ping":
 		_, err = api.NewRaftMembershipClient(conn).Ping(ctx, &api.PingRequest{})
 	default:
