@@ -3,6 +3,7 @@ module github.com/shoal-dev/shoal
 go 1.26.6
 
 require (
+	github.com/anishathalye/porcupine v1.3.1
 	github.com/containerd/containerd/v2 v2.4.2
 	github.com/google/go-containerregistry v0.22.1
 	google.golang.org/grpc v1.85.0

@@ -185,14 +185,16 @@ func (c *serviceCluster) waitConverged(t *testing.T, service string, n int) time
 
 // waitContainersMatchTasks waits until every node holds a container for
 // each task it runs and none other: no killed manager left a task's
-// container running beside its replacement.
+// container running beside its replacement, and no stopped task kept its
+// container.
 func (c *serviceCluster) waitContainersMatchTasks(t *testing.T) {
 	t.Helper()
 	clustertest.WaitFor(t, converge, "each node to hold exactly the containers of its running tasks", func() error {
-		want := map[string][]string{}
+		byID, want := map[string]task{}, map[string][]string{}
 		for _, x := range c.tasks(t) {
+			byID[x.ID] = x
 			if x.State == "RUNNING" && x.Desired == "RUNNING" {
-				want[x.Node] = append(want[x.Node], "container "+x.ID)
+				want[x.Node] = append(want[x.Node], x.ID)
 			}
 		}
 		for i, ns := range c.namespaces {
@@ -202,15 +204,23 @@ func (c *serviceCluster) waitContainersMatchTasks(t *testing.T) {
 			}
 			var have []string
 			for _, l := range left {
-				if strings.HasPrefix(l, "container ") {
-					have = append(have, l)
+				if id, ok := strings.CutPrefix(l, "container "); ok {
+					have = append(have, id)
 				}
 			}
 			node := fmt.Sprintf("node-%02d", i+1)
 			slices.Sort(have)
 			slices.Sort(want[node])
 			if !slices.Equal(have, want[node]) {
-				return fmt.Errorf("%s holds %v for its running tasks %v", node, have, want[node])
+				var extra []string
+				for _, id := range have {
+					if x, ok := byID[id]; !ok {
+						extra = append(extra, id+" (a task the managers no longer list)")
+					} else if !slices.Contains(want[node], id) {
+						extra = append(extra, fmt.Sprintf("%s (%s.%s on %s, %s, desired %s)", id, x.Service, x.Slot, x.Node, x.State, x.Desired))
+					}
+				}
+				return fmt.Errorf("%s holds containers %v for its running tasks %v; extra: %v", node, have, want[node], extra)
 			}
 		}
 		return nil
