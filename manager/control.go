@@ -31,7 +31,13 @@ func (c *control) ListNodes(ctx context.Context, _ *api.ListNodesRequest) (*api.
 	for _, n := range nodes {
 		n.ManagerStatus = c.m.managerStatus(servers, leader, n.Id)
 	}
-	return &api.ListNodesResponse{Nodes: nodes, SelfId: c.m.id.NodeID}, nil
+	// Self is the node the CLI talks to: for a read forwarded to the
+	// leader, the follower it came through.
+	self := c.m.id.NodeID
+	if id, ok := caller(ctx); ok {
+		self = id.NodeID
+	}
+	return &api.ListNodesResponse{Nodes: nodes, SelfId: self}, nil
 }
 
 func (c *control) GetNode(ctx context.Context, req *api.GetNodeRequest) (*api.Node, error) {

@@ -29,6 +29,7 @@ type dispatcher struct {
 	expect   map[string]time.Time // Ready nodes without a session yet, by deadline
 	pending  map[string]*api.NodeStatus
 	statuses map[string]*api.TaskStatusUpdate // task status reports to write
+	waiting  []chan error                     // reporters waiting for those to commit
 	kick     chan struct{}
 }
 
@@ -81,6 +82,10 @@ func (d *dispatcher) lead(ctx context.Context) {
 		}
 		d.pending = map[string]*api.NodeStatus{}
 		d.statuses = map[string]*api.TaskStatusUpdate{}
+		for _, w := range d.waiting {
+			w <- status.Error(codes.Unavailable, "this manager lost the leadership before writing the status; send it again")
+		}
+		d.waiting = nil
 		d.mu.Unlock()
 	}()
 
@@ -160,22 +165,30 @@ func (d *dispatcher) flush(ctx context.Context) {
 		}
 		d.statuses = map[string]*api.TaskStatusUpdate{}
 	}
+	waiting := d.waiting
+	d.waiting = nil
 	d.mu.Unlock()
 	if nodes != nil {
 		if _, err := d.m.store.Apply(ctx, &api.Command{Op: &api.Command_SetNodeStatus{SetNodeStatus: nodes}}); err != nil {
 			d.m.log.Warn("writing node status", "nodes", len(nodes.Statuses), "err", err)
 		}
 	}
+	var err error
 	if tasks != nil {
-		if _, err := d.m.store.Apply(ctx, &api.Command{Op: &api.Command_Tasks{Tasks: tasks}}); err != nil {
+		if _, err = d.m.store.Apply(ctx, &api.Command{Op: &api.Command_Tasks{Tasks: tasks}}); err != nil {
 			d.m.log.Warn("writing task status", "tasks", len(tasks.Status), "err", err)
 		}
+	}
+	for _, w := range waiting {
+		w <- toStatus(err)
 	}
 }
 
 // UpdateTaskStatus takes an agent's reports on its tasks. They are written
-// with the next flush, many nodes' reports in one Raft entry; the time of
-// each is this manager's, as the restart delays are measured by it.
+// with the next flush, many nodes' reports in one Raft entry, and the call
+// returns once that entry is committed: an agent never believes a report
+// delivered that a leader change lost. The time of each report is this
+// manager's, as the restart delays are measured by it.
 func (d *dispatcher) UpdateTaskStatus(ctx context.Context, req *api.UpdateTaskStatusRequest) (*api.UpdateTaskStatusResponse, error) {
 	who, ok := caller(ctx)
 	if !ok {
@@ -184,11 +197,12 @@ func (d *dispatcher) UpdateTaskStatus(ctx context.Context, req *api.UpdateTaskSt
 	f := d.m.store.FSM()
 	now := time.Now().UnixNano()
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	if d.leading == nil {
+		d.mu.Unlock()
 		return nil, d.notLeader(func(md metadata.MD) { grpc.SetTrailer(ctx, md) })
 	}
 	if s := d.sessions[who.NodeID]; s == nil || s.id != req.SessionId {
+		d.mu.Unlock()
 		return nil, status.Error(codes.NotFound, "no such session; open a new one")
 	}
 	for _, u := range req.Updates {
@@ -201,11 +215,22 @@ func (d *dispatcher) UpdateTaskStatus(ctx context.Context, req *api.UpdateTaskSt
 			d.statuses[u.TaskId] = u
 		}
 	}
+	done := make(chan error, 1)
+	d.waiting = append(d.waiting, done)
+	d.mu.Unlock()
 	select {
 	case d.kick <- struct{}{}:
 	default:
 	}
-	return &api.UpdateTaskStatusResponse{}, nil
+	select {
+	case err := <-done:
+		if err != nil {
+			return nil, err
+		}
+		return &api.UpdateTaskStatusResponse{}, nil
+	case <-ctx.Done():
+		return nil, status.FromContextError(ctx.Err()).Err()
+	}
 }
 
 // open starts a session for a node, replacing any older one.

@@ -34,6 +34,8 @@ func toStatus(err error) error {
 		return status.Error(codes.Unavailable, err.Error())
 	case errors.Is(err, raftstore.ErrNotFound):
 		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, raftstore.ErrConflict):
+		return status.Error(codes.Aborted, err.Error())
 	case errors.Is(err, raftstore.ErrExists):
 		return status.Error(codes.AlreadyExists, err.Error())
 	case errors.Is(err, raftstore.ErrLastManager), errors.Is(err, raftstore.ErrQuorumLoss):

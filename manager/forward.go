@@ -3,6 +3,7 @@ package manager
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"strconv"
 	"sync"
 	"time"
@@ -18,8 +19,22 @@ import (
 	"github.com/shoal-dev/shoal/transport"
 )
 
+// reads are answered by the leader when there is one, so that a read after
+// an acknowledged write sees it (a follower may lag, and one just restarted
+// knows nothing yet); without a leader, the local FSM answers, so reads
+// keep working when quorum is lost. Raft status and events are this
+// manager's own view and are not forwarded.
+var reads = map[string]func() proto.Message{
+	"/shoal.v1.Control/ListNodes":    func() proto.Message { return new(api.ListNodesResponse) },
+	"/shoal.v1.Control/GetNode":      func() proto.Message { return new(api.Node) },
+	"/shoal.v1.Control/GetJoinToken": func() proto.Message { return new(api.JoinToken) },
+	"/shoal.v1.Control/GetService":   func() proto.Message { return new(api.Service) },
+	"/shoal.v1.Control/ListServices": func() proto.Message { return new(api.ListServicesResponse) },
+	"/shoal.v1.Control/ListTasks":    func() proto.Message { return new(api.ListTasksResponse) },
+}
+
 // writes are the calls that must run on the leader, with a constructor for
-// each one's response. Everything else is answered from the local FSM.
+// each one's response.
 var writes = map[string]func() proto.Message{
 	"/shoal.v1.Control/UpdateNode":      func() proto.Message { return new(api.Node) },
 	"/shoal.v1.Control/RemoveNode":      func() proto.Message { return new(api.RemoveNodeResponse) },
@@ -44,8 +59,12 @@ const forwardWait = 2 * time.Second
 // forwards. The leader adds its applied index to forwarded answers.
 func (m *Manager) forwardUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	newResp, isWrite := writes[info.FullMethod]
-	if !isWrite {
+	newReadResp, isRead := reads[info.FullMethod]
+	if !isWrite && !isRead {
 		return handler(ctx, req)
+	}
+	if isRead {
+		newResp = newReadResp
 	}
 	md, _ := metadata.FromIncomingContext(ctx)
 	wasForwarded := len(md.Get(mdForwarded)) > 0
@@ -57,11 +76,17 @@ func (m *Manager) forwardUnary(ctx context.Context, req any, info *grpc.UnarySer
 		return resp, err
 	}
 	if wasForwarded {
+		if isRead {
+			return handler(ctx, req) // the forwarder's leader lost it since; close enough
+		}
 		// The forwarder thought we lead; don't forward again and loop.
 		return nil, status.Error(codes.Unavailable, "this manager is no longer the leader; retry")
 	}
 	addr, err := m.leaderAddr(ctx)
 	if err != nil {
+		if isRead && errors.Is(err, raftstore.ErrNoLeader) {
+			return handler(ctx, req) // no quorum: this manager's own copy
+		}
 		return nil, toStatus(err)
 	}
 	conn, err := m.peers.get(addr)

@@ -223,12 +223,29 @@ type leaderLoops struct {
 func (m *Manager) startLeading(ctx context.Context) *leaderLoops {
 	lctx, cancel := context.WithCancel(ctx)
 	l := &leaderLoops{cancel: cancel, done: make(chan struct{})}
-	var wg sync.WaitGroup
-	for _, loop := range []func(context.Context){m.disp.lead, m.reconcile} {
-		wg.Add(1)
-		go func() { defer wg.Done(); loop(lctx) }()
-	}
-	go func() { wg.Wait(); close(l.done) }()
+	go func() {
+		defer close(l.done)
+		// A new leader may not have applied all that its predecessor
+		// committed; the loops must not act on a past state.
+		for {
+			err := m.store.Barrier(lctx)
+			if err == nil {
+				break
+			}
+			m.log.Warn("waiting to apply the log before leading", "err", err)
+			select {
+			case <-lctx.Done():
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+		var wg sync.WaitGroup
+		for _, loop := range []func(context.Context){m.disp.lead, m.reconcile} {
+			wg.Add(1)
+			go func() { defer wg.Done(); loop(lctx) }()
+		}
+		wg.Wait()
+	}()
 	return l
 }
 

@@ -2,6 +2,7 @@ package manager
 
 import (
 	"context"
+	"errors"
 	"regexp"
 	"strings"
 	"time"
@@ -76,24 +77,29 @@ func validateSpec(spec *api.ServiceSpec) error {
 }
 
 func (c *control) UpdateService(ctx context.Context, req *api.UpdateServiceRequest) (*api.Service, error) {
-	svc, err := c.m.resolveService(req.Ref)
-	if err != nil {
-		return nil, err
-	}
-	if req.Replicas == nil {
-		return svc, nil
-	}
-	if *req.Replicas > maxReplicas {
+	if req.Replicas != nil && *req.Replicas > maxReplicas {
 		return nil, status.Errorf(codes.InvalidArgument, "%d replicas is more than shoal allows (%d)", *req.Replicas, maxReplicas)
 	}
-	svc.Spec.Replicas = *req.Replicas
-	svc.Version++
-	svc.UpdatedUnixNano = time.Now().UnixNano()
-	cmd := &api.Command{Op: &api.Command_PutService{PutService: &api.PutService{Service: svc}}}
-	if _, err := c.m.store.Apply(ctx, cmd); err != nil {
-		return nil, toStatus(err)
+	// The write names the version it was made from; when another change
+	// got in between, read again and retry.
+	for attempt := 0; ; attempt++ {
+		svc, err := c.m.resolveService(req.Ref)
+		if err != nil || req.Replicas == nil {
+			return svc, err
+		}
+		svc.Spec.Replicas = *req.Replicas
+		svc.Version++
+		svc.UpdatedUnixNano = time.Now().UnixNano()
+		cmd := &api.Command{Op: &api.Command_PutService{PutService: &api.PutService{Service: svc}}}
+		_, err = c.m.store.Apply(ctx, cmd)
+		if errors.Is(err, raftstore.ErrConflict) && attempt < 5 {
+			continue
+		}
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		return svc, nil
 	}
-	return svc, nil
 }
 
 func (c *control) RemoveService(ctx context.Context, req *api.RemoveServiceRequest) (*api.RemoveServiceResponse, error) {

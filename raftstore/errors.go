@@ -20,7 +20,8 @@ var (
 	// ErrNotFound: the object a command names is missing.
 	ErrNotFound = errors.New("not found")
 	// ErrExists: the object a command creates is already there.
-	ErrExists = errors.New("already exists")
+	ErrExists   = errors.New("already exists")
+	ErrConflict = errors.New("changed since it was read")
 	// ErrRemoved: the node ID was removed from the swarm and cannot come back.
 	ErrRemoved = errors.New("was removed from the swarm")
 

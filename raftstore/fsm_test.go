@@ -287,7 +287,7 @@ func TestFSMSnapshotRestore(t *testing.T) {
 	mustFSMApply(t, f, addNode("w2", "b"))
 	mustFSMApply(t, f, &api.Command{Op: &api.Command_RemoveNode{RemoveNode: &api.RemoveNode{Id: "w2"}}})
 	mustFSMApply(t, f, &api.Command{Op: &api.Command_PutService{PutService: &api.PutService{Service: &api.Service{
-		Id: "s1", Spec: &api.ServiceSpec{Name: "web"}, Version: 2,
+		Id: "s1", Spec: &api.ServiceSpec{Name: "web"}, Version: 1,
 	}}}})
 	mustFSMApply(t, f, &api.Command{Op: &api.Command_Tasks{Tasks: &api.TaskBatch{Put: []*api.Task{
 		{Id: "t1", ServiceId: "s1", Slot: 1, NodeId: "w1", Status: &api.TaskStatus{State: api.TaskState_RUNNING}},

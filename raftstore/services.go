@@ -79,6 +79,15 @@ func (f *FSM) putService(c *api.PutService) error {
 			return fmt.Errorf("service %s: %w", s.Spec.Name, ErrExists)
 		}
 	}
+	// A put is made from a read: version n+1 replaces version n only, so a
+	// change made meanwhile (or a removal) is never overwritten.
+	old, ok := f.t.services[s.Id]
+	switch {
+	case ok && s.Version != old.Version+1:
+		return fmt.Errorf("service %s is at version %d, the change was made from %d: %w", s.Spec.Name, old.Version, s.Version-1, ErrConflict)
+	case !ok && s.Version != 1:
+		return fmt.Errorf("service %s: %w", s.Spec.Name, ErrNotFound)
+	}
 	f.t.services[s.Id] = proto.CloneOf(s)
 	return nil
 }

@@ -1,6 +1,7 @@
 package raftstore
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/shoal-dev/shoal/api"
@@ -66,5 +67,34 @@ func TestGenerationsSayWhatChanged(t *testing.T) {
 	mustFSMApply(t, f, tasks(&api.TaskBatch{Delete: []string{"t1"}}))
 	if f.NodeGeneration("n1") == n1 {
 		t.Fatal("deleting a task did not change its node's generation")
+	}
+}
+
+// A service put names the version it was made from: a change in between,
+// or a removal, is never overwritten.
+func TestServicePutMustFollowTheVersionItWasMadeFrom(t *testing.T) {
+	f := NewFSM()
+	put := func(version uint64, replicas uint64) error {
+		return applyErr(t, f, &api.Command{Op: &api.Command_PutService{PutService: &api.PutService{Service: &api.Service{
+			Id: "s1", Version: version, Spec: &api.ServiceSpec{Name: "web", Replicas: replicas}}}}})
+	}
+	if err := put(2, 1); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("an update of a service that does not exist: %v", err)
+	}
+	if err := put(1, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := put(2, 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := put(2, 5); !errors.Is(err, ErrConflict) {
+		t.Fatalf("a second change made from version 1: %v", err)
+	}
+	if s, _ := f.Service("s1"); s.Spec.Replicas != 3 || s.Version != 2 {
+		t.Fatalf("service is %v", s)
+	}
+	mustFSMApply(t, f, &api.Command{Op: &api.Command_RemoveService{RemoveService: &api.RemoveService{Id: "s1"}}})
+	if err := put(3, 4); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a change racing the removal brought the service back: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package raftstore
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -266,4 +267,18 @@ func (s *Store) Shutdown() error {
 		s.log.Info("raft stopped")
 	})
 	return s.shutdownErr
+}
+
+// Barrier waits until every entry committed before this server became
+// leader is applied to its FSM, so that the leader's loops act on the
+// whole state, not on what this server had replayed so far.
+func (s *Store) Barrier(ctx context.Context) error {
+	timeout := s.cfg.ApplyTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, time.Until(dl))
+	}
+	if err := s.raft.Barrier(timeout).Error(); err != nil {
+		return fmt.Errorf("raft barrier: %w", s.raftError(err))
+	}
+	return nil
 }

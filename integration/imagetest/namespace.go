@@ -80,6 +80,18 @@ func RemoveNamespace(socket, ns string) error {
 // containers (/sys/fs/cgroup/*/NS and below), once they are empty: runc
 // removes a container's own cgroup but leaves the namespace's.
 func RemoveCgroups(ns string) error {
+	// A container just killed may still be leaving its cgroup.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := removeCgroups(ns)
+		if err == nil || !errors.Is(err, syscall.EBUSY) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func removeCgroups(ns string) error {
 	dirs, err := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", ns))
 	if err != nil {
 		return err
