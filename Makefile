@@ -35,6 +35,11 @@ check: ## gofmt, go vet, and generated code up to date
 	$(MAKE) --no-print-directory generate
 	@git diff --exit-code -- api/ || { echo "api/: the generated code is out of date: run make generate and commit it"; exit 1; }
 
+.PHONY: bench
+bench: build ## every benchmark: Go micro-benchmarks, then failover, create, reschedule and scale on real daemons
+	$(GO) test -count=1 -run '^$$' -bench . ./scheduler/ ./manager/...
+	$(MAKE) --no-print-directory bench-failover bench-create bench-reschedule bench-scale
+
 .PHONY: bench-failover
 bench-failover: ## measure failover time on real daemons (BenchmarkFailover, one run)
 	$(GO) test -count=1 -run '^$$' -bench BenchmarkFailover -benchtime 1x -timeout 20m ./integration/
