@@ -256,3 +256,44 @@ func (c *cluster) checkRole(i int, ou string) {
 		c.t.Error(err)
 	}
 }
+
+// node rm and swarm leave, with Swarm's refusals.
+func TestNodeRmAndLeave(t *testing.T) {
+	c := newCluster(t, 3)
+	worker, manager := c.init(1)
+	c.join(2, manager, 1)
+	c.join(3, worker, 1)
+	c.waitNodes(1, settle, map[string]want{"node-01": {"Ready", "Leader"}, "node-02": {"Ready", "Reachable"}, "node-03": {"Ready", ""}})
+	refused := func(i int, text string, args ...string) {
+		t.Helper()
+		if out, err := c.node(i).CLI(args...); err == nil || !strings.Contains(out, text) {
+			t.Errorf("%v on node-%02d: err=%v, want a refusal saying %q:\n%s", args, i, err, text, out)
+		}
+	}
+	refused(2, "You are attempting to leave the swarm on a node that is participating as a manager", "swarm", "leave")
+	refused(1, "is a cluster manager and is a member of the raft cluster. It must be demoted to worker before removal", "node", "rm", "node-02")
+	refused(1, "is not down and can't be removed", "node", "rm", "node-03")
+
+	// A worker that is down goes with a plain rm.
+	c.node(3).Kill(t)
+	c.waitNodes(1, settle, map[string]want{"node-01": {"Ready", "Leader"}, "node-02": {"Ready", "Reachable"}, "node-03": {"Down", ""}})
+	c.node(1).MustCLI(t, "node", "rm", "node-03")
+	c.waitNodes(1, settle, map[string]want{"node-01": {"Ready", "Leader"}, "node-02": {"Ready", "Reachable"}})
+
+	// A demoted manager that is up needs --force; then it is out, and its
+	// certificate opens nothing any more.
+	c.node(1).MustCLI(t, "node", "demote", "node-02")
+	c.waitNodes(1, settle, map[string]want{"node-01": {"Ready", "Leader"}, "node-02": {"Ready", ""}})
+	refused(1, "is not down and can't be removed", "node", "rm", "node-02")
+	c.node(1).MustCLI(t, "node", "rm", "--force", "node-02")
+	c.waitNodes(1, settle, map[string]want{"node-01": {"Ready", "Leader"}})
+	if got := c.probe(t, 2, 1, "certs", c.certDir(2), "Session"); !strings.HasPrefix(got, "PermissionDenied") {
+		t.Errorf("a removed node opened a session: %s", got)
+	}
+	if out := c.node(2).MustCLI(t, "swarm", "leave"); strings.TrimSpace(out) != "Node left the swarm." {
+		t.Errorf("swarm leave printed %q", out)
+	}
+	if out := c.node(2).MustCLI(t, "info"); !strings.Contains(out, "Swarm: inactive") {
+		t.Errorf("node-02 after leaving:\n%s", out)
+	}
+}
