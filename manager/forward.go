@@ -3,7 +3,6 @@ package manager
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"strconv"
 	"sync"
 	"time"
@@ -55,40 +54,71 @@ const mdAppliedIndex = "shoal-applied-index"
 // forwardWait bounds how long a follower waits to catch up after a write.
 const forwardWait = 2 * time.Second
 
-// forwardUnary runs writes on the leader: the only place where a follower
-// forwards. The leader adds its applied index to forwarded answers.
+// forwardUnary runs writes on the leader, and reads there when it can:
+// the only place where a follower forwards. The leader adds its applied
+// index to forwarded answers.
 func (m *Manager) forwardUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	newResp, isWrite := writes[info.FullMethod]
+	newWriteResp, isWrite := writes[info.FullMethod]
 	newReadResp, isRead := reads[info.FullMethod]
 	if !isWrite && !isRead {
 		return handler(ctx, req)
 	}
-	if isRead {
-		newResp = newReadResp
-	}
 	md, _ := metadata.FromIncomingContext(ctx)
 	wasForwarded := len(md.Get(mdForwarded)) > 0
-	if m.store.IsLeader() {
+	switch {
+	case m.store.IsLeader():
 		resp, err := handler(ctx, req)
 		if wasForwarded {
 			grpc.SetTrailer(ctx, metadata.Pairs(mdAppliedIndex, strconv.FormatUint(m.store.AppliedIndex(), 10)))
 		}
 		return resp, err
-	}
-	if wasForwarded {
-		if isRead {
-			return handler(ctx, req) // the forwarder's leader lost it since; close enough
-		}
+	case wasForwarded && isRead:
+		return handler(ctx, req) // the forwarder's leader lost it since; close enough
+	case wasForwarded:
 		// The forwarder thought we lead; don't forward again and loop.
 		return nil, status.Error(codes.Unavailable, "this manager is no longer the leader; retry")
+	case isRead:
+		return m.forwardRead(ctx, req, info, handler, newReadResp)
 	}
 	addr, err := m.leaderAddr(ctx)
 	if err != nil {
-		if isRead && errors.Is(err, raftstore.ErrNoLeader) {
-			return handler(ctx, req) // no quorum: this manager's own copy
-		}
 		return nil, toStatus(err)
 	}
+	return m.forwardTo(ctx, addr, info.FullMethod, req, newWriteResp())
+}
+
+// forwardRead asks the leader, waiting up to LeaderWait for one that
+// answers (after a leader dies, a follower names it until Raft notices).
+// With no leader to ask, this manager's own copy answers: reads keep
+// working when quorum is lost.
+func (m *Manager) forwardRead(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler, newResp func() proto.Message) (any, error) {
+	deadline := time.Now().Add(m.cfg.Raft.LeaderWait)
+	failed := ""
+	for {
+		if m.store.IsLeader() {
+			return handler(ctx, req)
+		}
+		if _, addr := m.store.Leader(); addr != "" && addr != failed {
+			resp, err := m.forwardTo(ctx, addr, info.FullMethod, req, newResp())
+			if status.Code(err) != codes.Unavailable {
+				return resp, err
+			}
+			failed = addr
+		}
+		if time.Now().After(deadline) {
+			return handler(ctx, req)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, toStatus(ctx.Err())
+		case <-time.After(25 * time.Millisecond):
+		}
+	}
+}
+
+// forwardTo makes the call on the leader at addr, on behalf of the caller,
+// then waits (briefly) until this manager has applied what the leader had.
+func (m *Manager) forwardTo(ctx context.Context, addr, method string, req any, resp proto.Message) (any, error) {
 	conn, err := m.peers.get(addr)
 	if err != nil {
 		return nil, status.Errorf(codes.Unavailable, "connect to leader at %s: %v", addr, err)
@@ -99,15 +129,13 @@ func (m *Manager) forwardUnary(ctx context.Context, req any, info *grpc.UnarySer
 		out.Set(mdForwardedOU, id.OU)
 	}
 	var trailer metadata.MD
-	resp := newResp()
-	err = conn.Invoke(metadata.NewOutgoingContext(ctx, out), info.FullMethod, req, resp, grpc.Trailer(&trailer))
-	if err != nil {
+	if err := conn.Invoke(metadata.NewOutgoingContext(ctx, out), method, req, resp, grpc.Trailer(&trailer)); err != nil {
 		return nil, err
 	}
 	if v := trailer.Get(mdAppliedIndex); len(v) == 1 {
 		if index, perr := strconv.ParseUint(v[0], 10, 64); perr == nil {
 			wctx, cancel := context.WithTimeout(ctx, forwardWait)
-			_ = m.store.WaitApplied(wctx, index) // best effort: the write is done either way
+			_ = m.store.WaitApplied(wctx, index) // best effort: the call is done either way
 			cancel()
 		}
 	}
