@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +18,9 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/shoal-dev/shoal/api"
 	"github.com/shoal-dev/shoal/manager"
 	"github.com/shoal-dev/shoal/pki"
@@ -32,7 +36,10 @@ type Config struct {
 	EngineVersion string
 	Manager       manager.Config // timings; addresses and certificate are set per node
 	Containerd    containerd.Config
-	Logger        *slog.Logger
+	// MetricsAddr, when set, serves Prometheus metrics on /metrics there
+	// (--dashboard-addr).
+	MetricsAddr string
+	Logger      *slog.Logger
 }
 
 // DefaultConfig returns the daemon's defaults.
@@ -113,6 +120,16 @@ func Run(ctx context.Context, cfg Config) error {
 		rnd:  rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return err
+	}
+	if cfg.MetricsAddr != "" {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		d.cfg.Manager.Metrics = manager.NewMetrics(reg, d.manager)
+		stop, err := serveMetrics(cfg.MetricsAddr, reg)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	st, err := loadState(cfg.DataDir)
 	if err != nil {
@@ -390,4 +407,17 @@ func (d *Daemon) joinRaft(ctx context.Context) error {
 		}
 	}
 	return fmt.Errorf("join Raft: %w", last)
+}
+
+// serveMetrics serves /metrics on addr until stop is called.
+func serveMetrics(addr string, reg *prometheus.Registry) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--dashboard-addr: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	return func() { srv.Close() }, nil
 }

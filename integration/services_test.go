@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -140,7 +141,7 @@ func (c *serviceCluster) psOut(service string) string {
 }
 
 func TestServiceTutorial(t *testing.T) {
-	c := newServiceCluster(t, 4, 1)
+	c := newServiceCluster(t, 4, 1, "--dashboard-addr", "0.0.0.0:9323")
 	out := c.node(1).MustCLI(t, "service", "create", "--name", "nginx", c.images.Nginx)
 	if !strings.Contains(out, "converged") {
 		t.Errorf("service create did not report convergence:\n%s", out)
@@ -164,6 +165,18 @@ func TestServiceTutorial(t *testing.T) {
 				t.Errorf("GET http://%s/ from %s: %q, want %q", x.Address, name, body, imagetest.NginxIndex)
 			}
 		}
+	}
+
+	// The leader's metrics say what happened.
+	metrics := imagetest.RunTool(t, c.node(1).Host, "get", "http://"+c.node(1).Host.IP+":9323/metrics")
+	for _, want := range []string{`shoal_tasks{state="running"} 8`, `shoal_nodes{status="ready"} 4`, `shoal_raft_state{state="leader"} 1`,
+		`shoal_task_scheduling_seconds_count 8`, `shoal_raft_elections_total 1`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if m := regexp.MustCompile(`shoal_raft_commit_seconds_count (\d+)`).FindStringSubmatch(metrics); m == nil || m[1] == "0" {
+		t.Errorf("/metrics counts no Raft commits: %v", m)
 	}
 
 	c.node(1).MustCLI(t, "service", "scale", "-d", "nginx=3")

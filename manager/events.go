@@ -91,6 +91,14 @@ func (b *eventBus) close() {
 	}
 }
 
+// publish hands events to the bus and to the metrics.
+func (m *Manager) publish(evs []*api.Event) {
+	m.events.publish(evs)
+	if m.cfg.Metrics != nil {
+		m.cfg.Metrics.observe(evs)
+	}
+}
+
 // leaderEvent describes a leader change this manager saw.
 func (m *Manager) leaderEvent(old *string) func(id string, term uint64) {
 	return func(id string, term uint64) {
@@ -111,7 +119,7 @@ func (m *Manager) leaderEvent(old *string) func(id string, term uint64) {
 			e.Attributes["leader.old"] = name(*old)
 		}
 		*old = id
-		m.events.publish([]*api.Event{e})
+		m.publish([]*api.Event{e})
 	}
 }
 

@@ -37,6 +37,7 @@ type Config struct {
 	// before it marks them down.
 	ReconnectGrace time.Duration
 	ProbeInterval  time.Duration // how often managers ping each other
+	Metrics        *Metrics      // nil: none
 	Logger         *slog.Logger
 }
 
@@ -116,6 +117,9 @@ func New(cfg Config) (*Manager, error) {
 	if rcfg.Logger == nil {
 		rcfg.Logger = log
 	}
+	if cfg.Metrics != nil {
+		rcfg.ObserveCommit = func(d time.Duration) { cfg.Metrics.commit.Observe(d.Seconds()) }
+	}
 	if cfg.ForceNewCluster {
 		if err := raftstore.ForceNewCluster(rcfg, nil); err != nil {
 			mux.Close()
@@ -130,7 +134,7 @@ func New(cfg Config) (*Manager, error) {
 	m.store = store
 	m.fsm.Store(store.FSM())
 	m.events = newEventBus()
-	store.FSM().SetEventSink(m.events.publish)
+	store.FSM().SetEventSink(m.publish)
 	if cfg.Bootstrap && !store.HasState() {
 		if err := store.Bootstrap(); err != nil {
 			m.Stop()

@@ -41,10 +41,14 @@ func (s *Store) Apply(ctx context.Context, cmd *api.Command) (any, error) {
 	if err := s.awaitLeadership(ctx); err != nil {
 		return nil, err
 	}
-	deadline := time.Now().Add(s.cfg.ApplyTimeout)
+	start := time.Now()
+	deadline := start.Add(s.cfg.ApplyTimeout)
 	f := s.raft.Apply(data, s.cfg.ApplyTimeout)
 	if err := s.await(ctx, f, deadline); err != nil {
 		return nil, err
+	}
+	if s.cfg.ObserveCommit != nil {
+		s.cfg.ObserveCommit(time.Since(start))
 	}
 	resp := f.Response()
 	if err, ok := resp.(error); ok {

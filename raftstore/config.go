@@ -37,6 +37,9 @@ type Config struct {
 	LeaderWait   time.Duration // how long Apply waits for an election before ErrNoLeader
 
 	Logger *slog.Logger // nil: slog.Default()
+	// ObserveCommit, if set, is told how long each committed Apply took
+	// from submission to the FSM's answer (commit latency, for metrics).
+	ObserveCommit func(time.Duration)
 }
 
 // DefaultConfig returns shoal's Raft settings: a new leader within about a

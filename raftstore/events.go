@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/raft"
 
@@ -113,8 +114,12 @@ func (f *FSM) taskEvent(ev func(int64, string, string, string, ...string), t *ap
 	if from == api.TaskState_NEW {
 		action = "create"
 	}
-	ev(to.GetUnixNano(), "task", action, t.GetId(), "name", name, "node", nodeName,
-		"state.old", taskState(from), "state.new", taskState(to.GetState()), "error", to.GetErr())
+	kv := []string{"name", name, "node", nodeName, "state.old", taskState(from), "state.new", taskState(to.GetState()), "error", to.GetErr()}
+	if to.GetState() == api.TaskState_RUNNING && from < api.TaskState_RUNNING && t.GetCreatedUnixNano() > 0 {
+		// How long the task took from being made to running.
+		kv = append(kv, "running.after", time.Duration(to.GetUnixNano()-t.GetCreatedUnixNano()).String())
+	}
+	ev(to.GetUnixNano(), "task", action, t.GetId(), kv...)
 }
 
 func lowerASCII(s string) string {
