@@ -172,9 +172,6 @@ func (m *Manager) goRun(f func()) {
 // Store is the manager's Raft store.
 func (m *Manager) Store() *raftstore.Store { return m.store }
 
-// NodeID is this manager's node ID.
-func (m *Manager) NodeID() string { return m.id.NodeID }
-
 // Stop shuts the manager down: no more calls are served and Raft stops.
 func (m *Manager) Stop() {
 	m.stop.Do(func() {

@@ -210,10 +210,6 @@ func (s *Store) logLeadership(leader bool) {
 // the FSM, so after WaitApplied(i) a read of the FSM sees entry i.
 func (s *Store) AppliedIndex() uint64 { return s.fsm.appliedIndex() }
 
-// LastContact is when this server last heard from a leader (zero if never;
-// a leader's own value is stale).
-func (s *Store) LastContact() time.Time { return s.raft.LastContact() }
-
 // Info reports the Raft state for `shoal info`: state, term, leader, indexes
 // (from raft.Stats) and the configured timings.
 func (s *Store) Info() *api.RaftInfo {
