@@ -76,10 +76,10 @@ func (x *Metrics) Collect(ch chan<- prometheus.Metric) {
 	f := m.store.FSM()
 	byState := map[string]float64{}
 	for s := api.TaskState_NEW; s <= api.TaskState_ORPHANED; s++ {
-		byState[strings.TrimPrefix(strings.ToLower(s.String()), "task_")] = 0
+		byState[s.Name()] = 0
 	}
 	for _, t := range f.Tasks(raftstore.TaskFilter{}) {
-		byState[strings.TrimPrefix(strings.ToLower(t.GetStatus().GetState().String()), "task_")]++
+		byState[t.GetStatus().GetState().Name()]++
 	}
 	for s, v := range byState {
 		ch <- prometheus.MustNewConstMetric(x.tasks, prometheus.GaugeValue, v, s)

@@ -37,7 +37,7 @@ func (f *FSM) describe(cmd *api.Command) []*api.Event {
 		}
 		out = append(out, e)
 	}
-	lower := func(s fmt.Stringer) string { return lowerASCII(s.String()) }
+	lower := func(s fmt.Stringer) string { return strings.ToLower(s.String()) }
 	switch op := cmd.Op.(type) {
 	case *api.Command_InitCluster:
 		n := op.InitCluster.GetNode()
@@ -114,27 +114,12 @@ func (f *FSM) taskEvent(ev func(int64, string, string, string, ...string), t *ap
 	if from == api.TaskState_NEW {
 		action = "create"
 	}
-	kv := []string{"name", name, "node", nodeName, "state.old", taskState(from), "state.new", taskState(to.GetState()), "error", to.GetErr()}
+	kv := []string{"name", name, "node", nodeName, "state.old", from.Name(), "state.new", to.GetState().Name(), "error", to.GetErr()}
 	if to.GetState() == api.TaskState_RUNNING && from < api.TaskState_RUNNING && t.GetCreatedUnixNano() > 0 {
 		// How long the task took from being made to running.
 		kv = append(kv, "running.after", time.Duration(to.GetUnixNano()-t.GetCreatedUnixNano()).String())
 	}
 	ev(to.GetUnixNano(), "task", action, t.GetId(), kv...)
-}
-
-func lowerASCII(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
-}
-
-// taskState is a state's name as Docker prints it (ready, not task_ready).
-func taskState(s api.TaskState) string {
-	return strings.TrimPrefix(lowerASCII(s.String()), "task_")
 }
 
 // ObserveLeader calls f, from a goroutine of its own, whenever this server

@@ -201,9 +201,9 @@ func serviceProgress(svc *api.Service, tasks []*api.Task) progressView {
 		case t.GetStatus().GetErr() != "":
 			line.text, line.failed = truncError(t.GetStatus().GetErr()), true
 		case state <= api.TaskState_RUNNING && t.GetDesiredState() <= api.TaskState_RUNNING:
-			line.text, line.step = taskStateName(state), progressStep(state)
+			line.text, line.step = state.Name(), progressStep(state)
 		default:
-			line.text = taskStateName(state)
+			line.text = state.Name()
 		}
 		v.slots = append(v.slots, line)
 	}

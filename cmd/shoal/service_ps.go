@@ -213,8 +213,8 @@ func newTaskRow(t *api.Task, name, node string, trunc bool) taskRow {
 		Name:         name,
 		Image:        t.GetSpec().GetImage(),
 		Node:         node,
-		DesiredState: prettyPrint(taskStateName(t.GetDesiredState())),
-		CurrentState: prettyPrint(taskStateName(st.GetState())),
+		DesiredState: prettyPrint(t.GetDesiredState().Name()),
+		CurrentState: prettyPrint(st.GetState().Name()),
 	}
 	if st.GetUnixNano() != 0 {
 		ago := strings.ToLower(humanDuration(timeNow().Sub(time.Unix(0, st.GetUnixNano()))))
@@ -265,14 +265,6 @@ func displayImage(image string) string {
 	return name
 }
 
-// taskStateName is Docker's API name of a task state.
-func taskStateName(s api.TaskState) string {
-	if s == api.TaskState_TASK_READY {
-		return "ready"
-	}
-	return strings.ToLower(s.String())
-}
-
 // ---------------------------------------------------------------------------
 // --filter for `service ps`
 
@@ -318,7 +310,7 @@ func newTaskFilter(f filterValue) (*taskFilter, error) {
 
 func parseTaskState(s string) (api.TaskState, bool) {
 	for v := range api.TaskState_name {
-		if st := api.TaskState(v); taskStateName(st) == strings.ToLower(s) {
+		if st := api.TaskState(v); st.Name() == strings.ToLower(s) {
 			return st, true
 		}
 	}

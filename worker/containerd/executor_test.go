@@ -26,6 +26,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/shoal-dev/shoal/api"
+	"github.com/shoal-dev/shoal/integration/clustertest"
 	"github.com/shoal-dev/shoal/integration/imagetest"
 	"github.com/shoal-dev/shoal/integration/testhost"
 )
@@ -314,7 +315,7 @@ func httpGet(t *testing.T, url string) string {
 	t.Helper()
 	hc := &http.Client{Timeout: 2 * time.Second}
 	var body string
-	waitFor(t, 15*time.Second, "GET "+url, func() error {
+	clustertest.WaitFor(t, 15*time.Second, "GET "+url, func() error {
 		resp, err := hc.Get(url)
 		if err != nil {
 			return err
@@ -437,21 +438,4 @@ func command(t *testing.T, name string, args ...string) string {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 	}
 	return string(out)
-}
-
-// waitFor polls f until it returns nil; a timeout fails the test with the
-// last error.
-func waitFor(t *testing.T, timeout time.Duration, what string, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s: last error: %v", timeout, what, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/cio"
 
 	"github.com/shoal-dev/shoal/api"
+	"github.com/shoal-dev/shoal/integration/clustertest"
 	"github.com/shoal-dev/shoal/integration/imagetest"
 )
 
@@ -50,7 +51,7 @@ func nginxServesAndGoesAwayCleanly(t *testing.T, cc childConfig) {
 		t.Errorf("GET / answered %q, want %q", body, imagetest.NginxIndex)
 	}
 	// nginx logs its access log to stdout, which goes to the log file.
-	waitFor(t, 10*time.Second, "the access log line in the task's log file", func() error {
+	clustertest.WaitFor(t, 10*time.Second, "the access log line in the task's log file", func() error {
 		b, err := os.ReadFile(e.LogPath(task.Id))
 		if err != nil {
 			return err
