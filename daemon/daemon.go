@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -279,7 +280,7 @@ func (d *Daemon) onSession(msg *api.SessionMessage) {
 		for _, p := range msg.Managers {
 			addrs = append(addrs, p.Addr)
 		}
-		if !equalStrings(addrs, st.Managers) {
+		if !slices.Equal(addrs, st.Managers) {
 			st.Managers = addrs
 			if err := saveState(d.cfg.DataDir, st); err != nil {
 				d.log.Warn("saving manager list", "err", err)
@@ -291,18 +292,6 @@ func (d *Daemon) onSession(msg *api.SessionMessage) {
 	case d.kick <- struct{}{}:
 	default:
 	}
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // roles applies role changes and renews the certificate when it ages.

@@ -2,6 +2,7 @@ package manager
 
 import (
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -109,7 +110,7 @@ func (m *Manager) leaderEvent(old *string) func(id string, term uint64) {
 			return id
 		}
 		e := &api.Event{Type: "raft", Action: "elect", Id: id, Attributes: map[string]string{
-			"term": uitoa(term), "seen.by": name(m.id.NodeID)}}
+			"term": strconv.FormatUint(term, 10), "seen.by": name(m.id.NodeID)}}
 		if id == "" {
 			e.Action = "leader-lost"
 		} else {
@@ -120,18 +121,6 @@ func (m *Manager) leaderEvent(old *string) func(id string, term uint64) {
 		}
 		*old = id
 		m.publish([]*api.Event{e})
-	}
-}
-
-func uitoa(v uint64) string {
-	var b [20]byte
-	i := len(b)
-	for {
-		i--
-		b[i] = byte('0' + v%10)
-		if v /= 10; v == 0 {
-			return string(b[i:])
-		}
 	}
 }
 
