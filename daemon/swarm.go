@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
@@ -338,7 +339,7 @@ func (d *Daemon) wipe() {
 			d.log.Warn("cleaning up", "path", p, "err", err)
 		}
 	}
-	os.Remove(d.cfg.DataDir + "/" + stateFile)
+	os.Remove(filepath.Join(d.cfg.DataDir, stateFile))
 	d.state, d.holder, d.remotes = nil, nil, nil
 }
 
