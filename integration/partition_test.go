@@ -18,6 +18,16 @@ func TestLeaderPartitioned(t *testing.T) {
 	old := c.leader(1, settle)
 	c.node(old).Host.LinkDown(t)
 	cut := time.Now()
+	survivor := 1 + old%3
+
+	// A write sent to a follower that still names the cut-off leader ends,
+	// one way or the other, once Raft notices: it does not hang on the
+	// dead connection.
+	err := c.write(survivor)
+	t.Logf("a write through node-%02d right after the cut ended after %s (err: %v)", survivor, time.Since(cut).Round(10*time.Millisecond), err)
+	if took := time.Since(cut); took > 5*time.Second {
+		t.Errorf("a write through a follower right after the cut took %s; want under 5 s", took)
+	}
 
 	clustertest.WaitFor(t, failover, "the cut-off leader to refuse writes", func() error {
 		start := time.Now()
@@ -35,7 +45,6 @@ func TestLeaderPartitioned(t *testing.T) {
 	})
 	t.Logf("the cut-off leader refused writes %s after the cut", time.Since(cut).Round(10*time.Millisecond))
 
-	survivor := 1 + old%3
 	clustertest.WaitFor(t, failover, "the majority to accept a write", func() error { return c.write(survivor) })
 	newLeader := 0
 	clustertest.WaitFor(t, failover, "a new leader among the majority", func() error {

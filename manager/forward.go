@@ -128,8 +128,14 @@ func (m *Manager) forwardTo(ctx context.Context, addr, method string, req any, r
 		out.Set(mdForwardedNode, id.NodeID)
 		out.Set(mdForwardedOU, id.OU)
 	}
+	callCtx, stop := m.whileLeaderIs(ctx, addr)
+	defer stop()
 	var trailer metadata.MD
-	if err := conn.Invoke(metadata.NewOutgoingContext(ctx, out), method, req, resp, grpc.Trailer(&trailer)); err != nil {
+	if err := conn.Invoke(metadata.NewOutgoingContext(callCtx, out), method, req, resp, grpc.Trailer(&trailer)); err != nil {
+		if ctx.Err() == nil && callCtx.Err() != nil {
+			return nil, status.Errorf(codes.Unavailable,
+				"the leader at %s stopped answering and Raft has moved on; the call may or may not have taken effect: check, then retry", addr)
+		}
 		return nil, err
 	}
 	if v := trailer.Get(mdAppliedIndex); len(v) == 1 {
@@ -140,6 +146,30 @@ func (m *Manager) forwardTo(ctx context.Context, addr, method string, req any, r
 		}
 	}
 	return resp, nil
+}
+
+// whileLeaderIs returns a context that ends when this manager stops naming
+// addr as the leader. A connection to a leader that was cut off does not
+// fail by itself (TCP retries for minutes); Raft notices within a heartbeat
+// timeout, and so the forwarded call ends then too.
+func (m *Manager) whileLeaderIs(ctx context.Context, addr string) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				if _, now := m.store.Leader(); now != addr {
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	return ctx, cancel
 }
 
 // leaderAddr returns the leader's address, waiting briefly for an election.
