@@ -18,6 +18,7 @@ import (
 	"github.com/shoal-dev/shoal/integration/imagetest"
 	"github.com/shoal-dev/shoal/integration/internal/mounts"
 	"github.com/shoal-dev/shoal/integration/testhost"
+	"github.com/shoal-dev/shoal/internal/ctrdutil"
 	ctrexec "github.com/shoal-dev/shoal/worker/containerd"
 )
 
@@ -156,7 +157,7 @@ func startFloorChild(tb testing.TB, h *testhost.Host, socket, registry, image st
 			tb.Logf("floor child on %s:\n%s", h, f.logTail())
 		}
 		// What a child that died mid-round left behind.
-		if err := imagetest.RemoveNamespace(socket, f.cfg.Namespace); err != nil {
+		if err := ctrdutil.RemoveNamespace(socket, f.cfg.Namespace); err != nil {
 			tb.Errorf("removing containerd namespace %s: %v", f.cfg.Namespace, err)
 		}
 		if err := mounts.UnmountUnder(dir); err != nil {

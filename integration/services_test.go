@@ -14,6 +14,7 @@ import (
 	"github.com/shoal-dev/shoal/integration/clustertest"
 	"github.com/shoal-dev/shoal/integration/imagetest"
 	"github.com/shoal-dev/shoal/integration/testhost"
+	"github.com/shoal-dev/shoal/internal/ctrdutil"
 )
 
 // converge bounds waits for services to reach what was asked.
@@ -46,7 +47,7 @@ func newServiceCluster(tb testing.TB, n, managers int, daemonArgs ...string) *se
 	// killed: whatever tasks they left running go.
 	tb.Cleanup(func() {
 		for _, ns := range sc.namespaces {
-			if err := imagetest.RemoveNamespace(socket, ns); err != nil {
+			if err := ctrdutil.RemoveNamespace(socket, ns); err != nil {
 				tb.Errorf("removing containerd namespace %s: %v", ns, err)
 			}
 		}

@@ -51,6 +51,7 @@ func newDaemonCommand() *cobra.Command {
 	f.StringVar(&c.Socket, "containerd-socket", c.Socket, "containerd's socket")
 	f.StringVar(&c.Namespace, "containerd-namespace", c.Namespace, "containerd namespace of this node's containers (several local nodes may share one containerd)")
 	f.StringSliceVar(&c.InsecureRegistries, "insecure-registry", nil, "Registry HOST:PORT to pull from over plain HTTP (repeatable)")
+	f.StringSliceVar(&c.RegistryMirrors, "registry-mirror", nil, "Registry URL (http://HOST:PORT or https://...) to pull Docker Hub images from first (repeatable)")
 	m := &cfg.Manager
 	f.DurationVar(&m.HeartbeatPeriod, "heartbeat-period", m.HeartbeatPeriod, "Agent heartbeat period, set for the cluster by `swarm init`")
 	f.IntVar(&m.DownAfter, "down-after", m.DownAfter, "Heartbeat periods missed before a node is Down")

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/shoal-dev/shoal/internal/ctrdutil"
 )
 
 // Timings of the containerd helpers.
@@ -163,7 +164,7 @@ func startContainerd() (*containerdProc, error) {
 
 func (c *containerdProc) start() error {
 	conf := filepath.Join(c.dir, "config.toml")
-	if err := os.WriteFile(conf, []byte(containerdConfig(c.dir, c.Socket)), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(ctrdutil.Config(c.dir, c.Socket)), 0o644); err != nil {
 		return err
 	}
 	logFile, err := os.Create(c.logPath)
@@ -244,32 +245,4 @@ func (c *containerdProc) stop() error {
 		c.lock = nil
 	}
 	return errors.Join(errs...)
-}
-
-// containerdConfig is a containerd 1.6 configuration (version 2) that keeps
-// everything under dir and loads only what shoal needs: no CRI, no
-// snapshotters but overlayfs and native, no tracing.
-func containerdConfig(dir, socket string) string {
-	return fmt.Sprintf(`version = 2
-root = %[1]q
-state = %[2]q
-disabled_plugins = [
-  "io.containerd.grpc.v1.cri",
-  "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.snapshotter.v1.zfs",
-  "io.containerd.tracing.processor.v1.otlp",
-  "io.containerd.internal.v1.tracing",
-]
-
-[grpc]
-  address = %[3]q
-
-[ttrpc]
-  address = %[4]q
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = %[5]q
-`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), socket, socket+".ttrpc", filepath.Join(dir, "opt"))
 }

@@ -9,7 +9,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/shoal-dev/shoal/integration/imagetest/imagebuild"
+	"github.com/shoal-dev/shoal/internal/imagebuild"
 )
 
 // What the nginx image serves and where it keeps its configuration (see

@@ -16,8 +16,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/oci"
-
-	"github.com/shoal-dev/shoal/integration/imagetest"
+	"github.com/shoal-dev/shoal/internal/ctrdutil"
 )
 
 // opTimeout bounds one containerd call or one wait for a task in these
@@ -183,7 +182,7 @@ func (r *runtime) removeNamespace() error {
 	if err := r.client.NamespaceService().Delete(ctx, r.ns); err != nil {
 		return err
 	}
-	return imagetest.RemoveCgroups(r.ns)
+	return ctrdutil.RemoveCgroups(r.ns)
 }
 
 // syncBuffer is a bytes.Buffer that a task's output copier may write while

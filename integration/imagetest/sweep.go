@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/integration/internal/mounts"
+	"github.com/shoal-dev/shoal/internal/ctrdutil"
 )
 
 const (
@@ -130,7 +131,7 @@ func reap(dir string) error {
 		// one that still holds containers is another containerd's. So
 		// does the namespace's cgroup; one still in use can't be removed.
 		os.Remove(filepath.Join(runcRoot, ns.Name()))
-		RemoveCgroups(ns.Name())
+		ctrdutil.RemoveCgroups(ns.Name())
 	}
 	errs = append(errs, mounts.UnmountUnder(dir))
 	if err := os.RemoveAll(dir); err != nil {

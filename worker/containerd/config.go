@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"path/filepath"
 	"strings"
 )
@@ -18,6 +19,10 @@ type Config struct {
 	// InsecureRegistries are registries, as HOST:PORT (or HOST for port
 	// 80), pulled over plain HTTP.
 	InsecureRegistries []string
+	// RegistryMirrors are registries, as http:// or https:// URLs, tried
+	// before Docker Hub for images of docker.io, as Docker's
+	// --registry-mirror: an image "nginx" is pulled from MIRROR/library/nginx.
+	RegistryMirrors []string
 	// CNIBinDir holds the CNI plugins (bridge, host-local, loopback,
 	// portmap).
 	CNIBinDir string
@@ -90,5 +95,19 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("insecure registry %q must be HOST:PORT (or HOST)", r))
 		}
 	}
+	for _, m := range c.RegistryMirrors {
+		if _, _, err := parseMirror(m); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// parseMirror splits a registry mirror URL into its scheme and host.
+func parseMirror(m string) (scheme, host string, err error) {
+	u, perr := url.Parse(m)
+	if perr != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.Trim(u.Path, "/") != "" {
+		return "", "", fmt.Errorf("registry mirror %q must be a URL such as http://10.0.0.1:5000 (scheme and host, no path)", m)
+	}
+	return u.Scheme, u.Host, nil
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/shoal-dev/shoal/integration/clustertest"
 	"github.com/shoal-dev/shoal/integration/imagetest"
 	"github.com/shoal-dev/shoal/integration/testhost"
+	"github.com/shoal-dev/shoal/internal/ctrdutil"
 )
 
 // The executor must run in a node's network namespace, so that the bridge,
@@ -196,7 +197,7 @@ func sweepNamespace(t *testing.T, cc childConfig) {
 	for _, p := range pins {
 		unix.Unmount(p, unix.MNT_DETACH)
 	}
-	if err := imagetest.RemoveCgroups(cc.Namespace); err != nil {
+	if err := ctrdutil.RemoveCgroups(cc.Namespace); err != nil {
 		t.Errorf("removing the cgroups of namespace %s: %v", cc.Namespace, err)
 	}
 }

@@ -105,19 +105,50 @@ func registryHost(ref string) string {
 }
 
 // resolver returns a resolver that speaks plain HTTP to the insecure
-// registries and HTTPS to every other one.
+// registries and HTTPS to every other one, and that asks the mirrors before
+// Docker Hub.
 func (e *Executor) resolver() remotes.Resolver {
+	return docker.NewResolver(docker.ResolverOptions{Hosts: registryHosts(e.cfg)})
+}
+
+// registryHosts says where to pull each registry's images from, and how.
+func registryHosts(cfg Config) docker.RegistryHosts {
 	secure := config.ConfigureHosts(context.Background(), config.HostOptions{})
 	plain := config.ConfigureHosts(context.Background(), config.HostOptions{DefaultScheme: "http"})
-	insecure := e.cfg.InsecureRegistries
-	return docker.NewResolver(docker.ResolverOptions{
-		Hosts: func(host string) ([]docker.RegistryHost, error) {
-			if slices.Contains(insecure, host) {
-				return plain(host)
+	insecure := cfg.InsecureRegistries
+	hosts := func(host string) ([]docker.RegistryHost, error) {
+		if slices.Contains(insecure, host) {
+			return plain(host)
+		}
+		return secure(host)
+	}
+	mirrors := cfg.RegistryMirrors
+	return func(host string) ([]docker.RegistryHost, error) {
+		if host != "docker.io" || len(mirrors) == 0 {
+			return hosts(host)
+		}
+		var all []docker.RegistryHost
+		for _, m := range mirrors {
+			scheme, mhost, err := parseMirror(m)
+			if err != nil {
+				return nil, err
 			}
-			return secure(host)
-		},
-	})
+			configure := secure
+			if scheme == "http" {
+				configure = plain
+			}
+			hs, err := configure(mhost)
+			if err != nil {
+				return nil, err
+			}
+			for i := range hs {
+				hs[i].Capabilities &^= docker.HostCapabilityPush // a mirror is for pulls
+			}
+			all = append(all, hs...)
+		}
+		hub, err := hosts(host)
+		return append(all, hub...), err
+	}
 }
 
 // notFoundResolver turns "not found" from the manifest lookup, and only

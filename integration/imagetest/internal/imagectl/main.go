@@ -42,7 +42,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
-	"github.com/shoal-dev/shoal/integration/imagetest/imagebuild"
+	"github.com/shoal-dev/shoal/internal/imagebuild"
 )
 
 func main() {
