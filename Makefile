@@ -56,16 +56,13 @@ bench-reschedule: ## kill -9 a worker / the leader's node running tasks, time un
 bench-scale: ## 1,000 simulated nodes and a 10,000-replica service (prints time and peak memory)
 	$(GO) test -count=1 -run '^$$' -bench BenchmarkScale -benchtime 1x -timeout 30m ./integration/scale/
 
-# The demo also needs bin/imagectl, the test images' helper: it builds the
-# nginx image from this machine's nginx and pushes it to the demo registry.
 .PHONY: demo
-demo: deps build ## start a local 4-node cluster in network namespaces, running nginx (needs root)
-	$(GO) build -o bin/imagectl ./integration/imagetest/internal/imagectl
+demo: deps build ## a playground (3 managers, 1 worker, each in a network namespace) running nginx x8 (needs root)
 	scripts/demo.sh
 
 .PHONY: demo-down
-demo-down: ## tear the demo cluster down
-	scripts/demo.sh down
+demo-down: ## remove the playground: daemons, containers, namespaces
+	$(BIN) playground down
 
 .PHONY: clean
 clean: ## remove build output

@@ -91,6 +91,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 		newEventsCommand(c),
 		newVersionCommand(c),
 		newDaemonCommand(),
+		newPlaygroundCommand(c),
 	)
 	disableFlagsInUseLine(root)
 	return root

@@ -1,0 +1,224 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shoal-dev/shoal/integration/clustertest"
+	"github.com/shoal-dev/shoal/integration/imagetest"
+	"github.com/shoal-dev/shoal/integration/testhost"
+)
+
+// The playground as a learner uses it, through the CLI: up, nginx x8, kill
+// the leader, partition a node and heal it, start the killed node, down;
+// and down leaves nothing behind.
+func TestPlayground(t *testing.T) {
+	testhost.Require(t)
+	imagetest.RequireContainerd(t)
+	imagetest.RequireRegistry(t)
+	bin := clustertest.BuildShoal(t)
+	if _, err := os.Stat("/var/run/netns/shpg-lan"); err == nil {
+		t.Fatal("a playground is up on this machine (netns shpg-lan): `shoal playground down` removes it")
+	}
+	dir := filepath.Join(t.TempDir(), "pg")
+	pg := func(args ...string) (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bin, append([]string{"playground", "--dir", dir}, args...)...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return string(out), fmt.Errorf("shoal playground %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out), nil
+	}
+	mustPG := func(args ...string) string {
+		t.Helper()
+		out, err := pg(args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	t.Cleanup(func() {
+		if _, err := os.Stat(dir); err == nil {
+			if out, err := pg("down"); err != nil {
+				t.Errorf("cleanup: %v (%s)", err, out)
+			}
+		}
+	})
+	on := func(node string, args ...string) (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, bin, append([]string{"-H", "unix://" + filepath.Join(dir, node+".sock")}, args...)...).CombinedOutput()
+		if err != nil {
+			return string(out), fmt.Errorf("shoal -H %s %s: %v\n%s", node, strings.Join(args, " "), err, out)
+		}
+		return string(out), nil
+	}
+
+	start := time.Now()
+	out := mustPG("up", "--managers", "3", "--workers", "1", "--containerd", "private")
+	t.Logf("playground up took %s", time.Since(start).Round(10*time.Millisecond))
+	for _, want := range []string{"playground env node-01", "http://10.77.0.11:8080/"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("up's output lacks %q:\n%s", want, out)
+		}
+	}
+	if _, err := pg("up"); err == nil || !strings.Contains(err.Error(), "already up") {
+		t.Errorf("a second up: got %v, want a refusal that names the one up", err)
+	}
+	rows := playgroundRows(t, mustPG("ls"))
+	if len(rows) != 4 {
+		t.Fatalf("ls: got %d nodes, want 4", len(rows))
+	}
+	if r := rows["node-01"]; !strings.HasPrefix(r["RAFT"], "Leader") || r["NETWORK"] != "connected" {
+		t.Errorf("node-01 after up: %v, want the connected leader", r)
+	}
+	if r := rows["node-04"]; r["ROLE"] != "worker" || !strings.HasPrefix(r["DAEMON"], "running") {
+		t.Errorf("node-04 after up: %v, want a running worker", r)
+	}
+	if env := mustPG("env", "node-02"); !strings.Contains(env, "export SHOAL_HOST=unix://"+filepath.Join(dir, "node-02.sock")) {
+		t.Errorf("env node-02: %s", env)
+	}
+	if _, err := pg("kill", "node-09"); err == nil || !strings.Contains(err.Error(), "node-01, node-02, node-03, node-04") {
+		t.Errorf("kill node-09: got %v, want an error that lists the nodes", err)
+	}
+
+	// "nginx" comes from the playground's registry, as Docker Hub's nginx.
+	if out, err := on("node-02", "service", "create", "--name", "nginx", "--replicas", "8", "--timeout", "2m", "nginx"); err != nil {
+		t.Fatal(err)
+	} else if !strings.Contains(out, "converged") {
+		t.Errorf("service create: %s", out)
+	}
+	// The dashboard address is reachable from this machine.
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://10.77.0.12:8080/metrics")
+	if err != nil {
+		t.Fatalf("node-02's dashboard address from this machine: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), "shoal_raft_term") {
+		t.Errorf("node-02's /metrics has no shoal_raft_term:\n%.500s", body)
+	}
+
+	mustPG("kill", "node-01")
+	clustertest.WaitFor(t, 20*time.Second, "a new leader after the kill", func() error {
+		rows := playgroundRows(t, mustPG("ls"))
+		if d := rows["node-01"]["DAEMON"]; d != "stopped" {
+			return fmt.Errorf("node-01's daemon is %q", d)
+		}
+		for _, n := range []string{"node-02", "node-03"} {
+			if strings.HasPrefix(rows[n]["RAFT"], "Leader") {
+				return nil
+			}
+		}
+		return fmt.Errorf("no leader among node-02 and node-03: %v %v", rows["node-02"], rows["node-03"])
+	})
+
+	mustPG("partition", "node-04")
+	if r := playgroundRows(t, mustPG("ls"))["node-04"]; r["NETWORK"] != "partitioned" {
+		t.Errorf("node-04 after partition: %v", r)
+	}
+	clustertest.WaitFor(t, 30*time.Second, "the managers to see node-04 Down", func() error {
+		return nodeState(on, "node-02", "node-04", "Down")
+	})
+	mustPG("heal", "node-04")
+	clustertest.WaitFor(t, 30*time.Second, "node-04 Ready again", func() error {
+		return nodeState(on, "node-02", "node-04", "Ready")
+	})
+
+	mustPG("start", "node-01")
+	if _, err := pg("start", "node-01"); err == nil || !strings.Contains(err.Error(), "already runs") {
+		t.Errorf("start of a running node: got %v", err)
+	}
+	clustertest.WaitFor(t, 20*time.Second, "node-01 back as a follower", func() error {
+		if r := playgroundRows(t, mustPG("ls"))["node-01"]; !strings.HasPrefix(r["RAFT"], "Follower") {
+			return fmt.Errorf("node-01: %v", r)
+		}
+		return nil
+	})
+	clustertest.WaitFor(t, time.Minute, "8 nginx tasks running", func() error {
+		out, err := on("node-01", "service", "ls", "--format", "{{.Replicas}}")
+		if err != nil {
+			return err
+		}
+		if strings.TrimSpace(out) != "8/8" {
+			return fmt.Errorf("replicas %s", strings.TrimSpace(out))
+		}
+		return nil
+	})
+
+	start = time.Now()
+	mustPG("down")
+	t.Logf("playground down took %s", time.Since(start).Round(10*time.Millisecond))
+	if _, err := os.Stat(dir); err == nil {
+		t.Errorf("%s still exists after down", dir)
+	}
+	if left, _ := filepath.Glob("/var/run/netns/shpg-*"); len(left) > 0 {
+		t.Errorf("network namespaces left after down: %v", left)
+	}
+	if _, err := os.Stat("/sys/class/net/shpg0"); err == nil {
+		t.Error("interface shpg0 left after down")
+	}
+	if out, _ := exec.Command("pgrep", "-f", dir).Output(); len(out) > 0 {
+		t.Errorf("processes naming %s left after down: %s", dir, out)
+	}
+	if cgs, _ := filepath.Glob("/sys/fs/cgroup/*/shpg-node-*"); len(cgs) > 0 {
+		t.Errorf("cgroups left after down: %v", cgs)
+	}
+	if _, err := pg("ls"); err == nil || !strings.Contains(err.Error(), "no playground is up") {
+		t.Errorf("ls after down: got %v", err)
+	}
+}
+
+// playgroundRows parses `playground ls` into rows by node, cells by header.
+func playgroundRows(t *testing.T, out string) map[string]map[string]string {
+	t.Helper()
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	header := lines[0]
+	cols := []string{"NODE", "ADDRESS", "DAEMON", "NETWORK", "ROLE", "RAFT", "DASHBOARD"}
+	starts := make([]int, len(cols))
+	for i, c := range cols {
+		if starts[i] = strings.Index(header, c); starts[i] < 0 {
+			t.Fatalf("ls has no column %s:\n%s", c, out)
+		}
+	}
+	rows := map[string]map[string]string{}
+	for _, l := range lines[1:] {
+		r := map[string]string{}
+		for i, c := range cols {
+			end := len(l)
+			if i+1 < len(cols) {
+				end = min(starts[i+1], len(l))
+			}
+			r[c] = strings.TrimSpace(l[min(starts[i], len(l)):end])
+		}
+		rows[r["NODE"]] = r
+	}
+	return rows
+}
+
+// nodeState checks a node's STATUS in `node ls` on a manager.
+func nodeState(on func(string, ...string) (string, error), via, node, want string) error {
+	out, err := on(via, "node", "ls", "--format", "{{.Hostname}} {{.Status}}")
+	if err != nil {
+		return err
+	}
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) == 2 && f[0] == node {
+			if f[1] != want {
+				return fmt.Errorf("%s is %s", node, f[1])
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("%s is not in node ls:\n%s", node, out)
+}
