@@ -33,6 +33,9 @@ type Options struct {
 	Containerd string
 	// Log gets one line per step.
 	Log io.Writer
+	// NoSwarm leaves the daemons out of any swarm, for a tutorial that
+	// runs swarm init and join by hand.
+	NoSwarm bool
 }
 
 // DefaultContainerd is the containerd that `up` uses when it answers.
@@ -117,6 +120,9 @@ func Up(ctx context.Context, o Options) (*State, error) {
 		return failed(err)
 	}
 	log("daemons: %d up, one per netns (%s...)", len(s.Nodes), s.Nodes[0].NS())
+	if o.NoSwarm {
+		return s, nil
+	}
 	if err := formSwarm(ctx, s, log); err != nil {
 		return failed(err)
 	}
@@ -421,6 +427,8 @@ func listRow(ctx context.Context, s *State, n *Node) string {
 		switch {
 		case err != nil:
 			role = "not answering"
+		case in.LocalNodeState == "inactive":
+			role = "not in a swarm"
 		case in.ControlAvailable:
 			role = "manager"
 			if r := in.GetRaft(); r != nil {

@@ -51,6 +51,17 @@ func newPlaygroundUpCommand(c *cli, dir *string) *cobra.Command {
 				return err
 			}
 			first := s.Nodes[0]
+			if o.NoSwarm {
+				fmt.Fprintf(c.out, `
+The daemons run, in no swarm yet. Make one, as in Docker's swarm tutorial:
+  eval $(shoal playground env %[1]s)
+  shoal swarm init --advertise-addr %[2]s
+then join the others with the command it prints, on each node:
+  shoal -H %[3]s swarm join --token ... %[2]s:2377
+Remove:    shoal playground down
+`, first.Name, first.IP, s.Socket(s.Nodes[len(s.Nodes)-1]))
+				return nil
+			}
 			fmt.Fprintf(c.out, `
 Point the CLI at a node (managers take cluster commands):
   eval $(%[1]s playground env %[2]s)        or: %[1]s -H %[3]s node ls
@@ -65,6 +76,7 @@ Remove:    %[1]s playground down
 	f := cmd.Flags()
 	f.IntVar(&o.Managers, "managers", o.Managers, "Number of managers")
 	f.IntVar(&o.Workers, "workers", o.Workers, "Number of workers")
+	f.BoolVar(&o.NoSwarm, "no-swarm", false, "Start the daemons but leave swarm init and join to you")
 	f.StringVar(&o.Containerd, "containerd", o.Containerd, `containerd socket to share if it answers, or "private" to always start the playground's own`)
 	return cmd
 }

@@ -26,7 +26,7 @@
 // layer of files copied from this machine with the libraries ldd lists,
 // stamped with a fixed time, so that the same machine always builds the
 // same digests. Package imagebuild builds them, with no test dependencies,
-// so that `imagectl build` builds the same images for the demo.
+// so that the playground builds the same images.
 //
 // Everything a helper starts is stopped when its test ends, passed or
 // failed, and the tail of its log goes to t.Log when the test failed; the

@@ -6,7 +6,7 @@
 // digests.
 //
 // It has no test dependencies, so that the integration tests (through
-// imagetest) and the demo (through imagectl build) build the same images.
+// imagetest) and the playground build the same images.
 package imagebuild
 
 import (

@@ -1,15 +1,8 @@
 // Command imagectl does imagetest's registry work from inside a test host,
-// where the registry is reachable and the test process is not, and builds
-// the test images for scripts outside the tests (the demo). Each
+// where the registry is reachable and the test process is not. Each
 // subcommand does one thing and exits 0 on success, 1 on failure (with the
 // reason on stderr), 2 on bad usage.
 //
-//	imagectl build [-timeout D] IMAGE LAYOUT
-//	    builds the test image IMAGE ("nginx" or "shell", see package
-//	    imagebuild) from this machine's binaries and writes it as the only
-//	    image of a new OCI layout in the directory LAYOUT; prints the
-//	    manifest digest. Needs no network: scripts/demo.sh builds the demo's
-//	    nginx image with it.
 //	imagectl get [-timeout D] URL
 //	    GET URL; prints the body when the answer is 200.
 //	imagectl push [-timeout D] LAYOUT REF
@@ -31,7 +24,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"strings"
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
@@ -41,8 +33,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
-
-	"github.com/shoal-dev/shoal/internal/imagebuild"
 )
 
 func main() {
@@ -54,8 +44,6 @@ func main() {
 	timeout := fs.Duration("timeout", time.Minute, "limit for the whole command")
 	var run func(ctx context.Context) (string, error)
 	switch cmd {
-	case "build":
-		run = func(context.Context) (string, error) { return build(arg(fs, 0, 2), arg(fs, 1, 2)) }
 	case "get":
 		run = func(ctx context.Context) (string, error) { return get(ctx, arg(fs, 0, 1)) }
 	case "push":
@@ -82,7 +70,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: imagectl build|get|push|check|pull [flags] ARGS (see the package doc)")
+	fmt.Fprintln(os.Stderr, "usage: imagectl get|push|check|pull [flags] ARGS (see the package doc)")
 	os.Exit(2)
 }
 
@@ -93,28 +81,6 @@ func arg(fs *flag.FlagSet, i, want int) string {
 		os.Exit(2)
 	}
 	return fs.Arg(i)
-}
-
-func build(image, dir string) (string, error) {
-	spec := imagebuild.Lookup(image)
-	if spec == nil {
-		return "", fmt.Errorf("no image %q: want nginx or shell", image)
-	}
-	if missing := spec.Missing(); len(missing) > 0 {
-		return "", fmt.Errorf("the %s image needs %s", image, strings.Join(missing, ", "))
-	}
-	if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
-		return "", fmt.Errorf("%s is not empty", dir)
-	}
-	img, err := spec.Build()
-	if err != nil {
-		return "", fmt.Errorf("building the %s image: %w", image, err)
-	}
-	digest, err := spec.WriteLayout(dir, img)
-	if err != nil {
-		return "", fmt.Errorf("writing the %s image to %s: %w", image, dir, err)
-	}
-	return digest + "\n", nil
 }
 
 func get(ctx context.Context, url string) (string, error) {
