@@ -17,52 +17,95 @@ import (
 	"github.com/shoal-dev/shoal/integration/testhost"
 )
 
-// The playground as a learner uses it, through the CLI: up, nginx x8, kill
-// the leader, partition a node and heal it, start the killed node, down;
-// and down leaves nothing behind.
-func TestPlayground(t *testing.T) {
+// playgroundRun is a playground in a temp dir, run through the CLI.
+type playgroundRun struct {
+	t   *testing.T
+	bin string
+	dir string
+}
+
+// newPlaygroundRun checks the prerequisites; the playground it names is
+// removed at cleanup if it is still up.
+func newPlaygroundRun(t *testing.T) *playgroundRun {
 	testhost.Require(t)
 	imagetest.RequireContainerd(t)
 	imagetest.RequireRegistry(t)
-	bin := clustertest.BuildShoal(t)
 	if _, err := os.Stat("/var/run/netns/shpg-lan"); err == nil {
 		t.Fatal("a playground is up on this machine (netns shpg-lan): `shoal playground down` removes it")
 	}
-	dir := filepath.Join(t.TempDir(), "pg")
-	pg := func(args ...string) (string, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, bin, append([]string{"playground", "--dir", dir}, args...)...)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			return string(out), fmt.Errorf("shoal playground %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return string(out), nil
-	}
-	mustPG := func(args ...string) string {
-		t.Helper()
-		out, err := pg(args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return out
-	}
+	p := &playgroundRun{t: t, bin: clustertest.BuildShoal(t), dir: filepath.Join(t.TempDir(), "pg")}
 	t.Cleanup(func() {
-		if _, err := os.Stat(dir); err == nil {
-			if out, err := pg("down"); err != nil {
+		if _, err := os.Stat(p.dir); err == nil {
+			if out, err := p.pg("down"); err != nil {
 				t.Errorf("cleanup: %v (%s)", err, out)
 			}
 		}
 	})
-	on := func(node string, args ...string) (string, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
-		out, err := exec.CommandContext(ctx, bin, append([]string{"-H", "unix://" + filepath.Join(dir, node+".sock")}, args...)...).CombinedOutput()
-		if err != nil {
-			return string(out), fmt.Errorf("shoal -H %s %s: %v\n%s", node, strings.Join(args, " "), err, out)
-		}
-		return string(out), nil
+	return p
+}
+
+func (p *playgroundRun) run(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, p.bin, args...).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("shoal %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
+	return string(out), nil
+}
+
+// pg runs `shoal playground --dir DIR ARGS`.
+func (p *playgroundRun) pg(args ...string) (string, error) {
+	return p.run(append([]string{"playground", "--dir", p.dir}, args...)...)
+}
+
+func (p *playgroundRun) mustPG(args ...string) string {
+	p.t.Helper()
+	out, err := p.pg(args...)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return out
+}
+
+// on runs the CLI against a node of the playground.
+func (p *playgroundRun) on(node string, args ...string) (string, error) {
+	return p.run(append([]string{"-H", "unix://" + filepath.Join(p.dir, node+".sock")}, args...)...)
+}
+
+// down runs `down` and checks that nothing the playground made is left.
+func (p *playgroundRun) down() {
+	t := p.t
+	t.Helper()
+	start := time.Now()
+	p.mustPG("down")
+	t.Logf("playground down took %s", time.Since(start).Round(10*time.Millisecond))
+	if _, err := os.Stat(p.dir); err == nil {
+		t.Errorf("%s still exists after down", p.dir)
+	}
+	if left, _ := filepath.Glob("/var/run/netns/shpg-*"); len(left) > 0 {
+		t.Errorf("network namespaces left after down: %v", left)
+	}
+	if _, err := os.Stat("/sys/class/net/shpg0"); err == nil {
+		t.Error("interface shpg0 left after down")
+	}
+	if out, _ := exec.Command("pgrep", "-f", p.dir).Output(); len(out) > 0 {
+		t.Errorf("processes naming %s left after down: %s", p.dir, out)
+	}
+	if cgs, _ := filepath.Glob("/sys/fs/cgroup/*/shpg-node-*"); len(cgs) > 0 {
+		t.Errorf("cgroups left after down: %v", cgs)
+	}
+	if _, err := p.pg("ls"); err == nil || !strings.Contains(err.Error(), "no playground is up") {
+		t.Errorf("ls after down: got %v", err)
+	}
+}
+
+// The playground as a learner uses it, through the CLI: up (with its own
+// containerd), nginx x8, kill the leader, partition a node and heal it,
+// start the killed node, down; and down leaves nothing behind.
+func TestPlayground(t *testing.T) {
+	p := newPlaygroundRun(t)
+	pg, mustPG, on, dir := p.pg, p.mustPG, p.on, p.dir
 
 	start := time.Now()
 	out := mustPG("up", "--managers", "3", "--workers", "1", "--containerd", "private")
@@ -156,26 +199,30 @@ func TestPlayground(t *testing.T) {
 		return nil
 	})
 
-	start = time.Now()
-	mustPG("down")
-	t.Logf("playground down took %s", time.Since(start).Round(10*time.Millisecond))
-	if _, err := os.Stat(dir); err == nil {
-		t.Errorf("%s still exists after down", dir)
+	p.down()
+}
+
+// A playground shares a containerd that answers, and down removes its
+// namespaces from it, and nothing else.
+func TestPlaygroundSharesContainerd(t *testing.T) {
+	p := newPlaygroundRun(t)
+	socket := imagetest.SharedContainerd(t)
+	if out := p.mustPG("up", "--managers", "1", "--workers", "1", "--containerd", socket); !strings.Contains(out, "sharing the one at "+socket) {
+		t.Errorf("up does not say it shares %s:\n%s", socket, out)
 	}
-	if left, _ := filepath.Glob("/var/run/netns/shpg-*"); len(left) > 0 {
-		t.Errorf("network namespaces left after down: %v", left)
+	if _, err := p.on("node-01", "service", "create", "--name", "nginx", "--replicas", "2", "--timeout", "2m", "nginx"); err != nil {
+		t.Fatal(err)
 	}
-	if _, err := os.Stat("/sys/class/net/shpg0"); err == nil {
-		t.Error("interface shpg0 left after down")
+	if out, err := exec.Command("ctr", "-a", socket, "namespaces", "ls", "-q").Output(); err != nil || !strings.Contains(string(out), "shpg-node-02") {
+		t.Errorf("the shared containerd's namespaces: %s (%v), want shpg-node-02 among them", out, err)
 	}
-	if out, _ := exec.Command("pgrep", "-f", dir).Output(); len(out) > 0 {
-		t.Errorf("processes naming %s left after down: %s", dir, out)
+	p.down()
+	out, err := exec.Command("ctr", "-a", socket, "namespaces", "ls", "-q").Output()
+	if err != nil {
+		t.Fatal(err)
 	}
-	if cgs, _ := filepath.Glob("/sys/fs/cgroup/*/shpg-node-*"); len(cgs) > 0 {
-		t.Errorf("cgroups left after down: %v", cgs)
-	}
-	if _, err := pg("ls"); err == nil || !strings.Contains(err.Error(), "no playground is up") {
-		t.Errorf("ls after down: got %v", err)
+	if strings.Contains(string(out), "shpg-") {
+		t.Errorf("the shared containerd still has playground namespaces after down:\n%s", out)
 	}
 }
 

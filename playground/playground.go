@@ -316,6 +316,8 @@ func (s *State) removeContainers(log io.Writer) error {
 		if err := ctrdutil.DeleteNamespace(s.Containerd, n.NS()); err != nil && !strings.Contains(err.Error(), "not found") {
 			errs = append(errs, fmt.Errorf("%s: %w", n.Name, err))
 		}
+		// runc's state of a shared containerd's namespace, once empty.
+		os.Remove(filepath.Join("/run/containerd/runc", n.NS()))
 	}
 	fmt.Fprintf(log, "playground: removed the nodes' containers and images from containerd\n")
 	if pid := running(s.Dir, "containerd", marker); pid != 0 {
