@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -21,7 +20,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/shoal-dev/shoal/api"
 	"github.com/shoal-dev/shoal/manager"
 	"github.com/shoal-dev/shoal/pki"
@@ -37,10 +35,10 @@ type Config struct {
 	EngineVersion string
 	Manager       manager.Config // timings; addresses and certificate are set per node
 	Containerd    containerd.Config
-	// MetricsAddr, when set, serves Prometheus metrics on /metrics there
-	// (--dashboard-addr).
-	MetricsAddr string
-	Logger      *slog.Logger
+	// DashboardAddr, when set, serves the web dashboard there and
+	// Prometheus metrics on /metrics (--dashboard-addr).
+	DashboardAddr string
+	Logger        *slog.Logger
 }
 
 // DefaultConfig returns the daemon's defaults.
@@ -122,11 +120,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return err
 	}
-	if cfg.MetricsAddr != "" {
+	if cfg.DashboardAddr != "" {
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		d.cfg.Manager.Metrics = manager.NewMetrics(reg, d.manager)
-		stop, err := serveMetrics(cfg.MetricsAddr, reg)
+		stop, err := serveDashboard(cfg.DashboardAddr, socketPath(cfg.Socket), reg, cfg.Logger)
 		if err != nil {
 			return err
 		}
@@ -396,17 +394,4 @@ func (d *Daemon) joinRaft(ctx context.Context) error {
 		}
 	}
 	return fmt.Errorf("join Raft: %w", last)
-}
-
-// serveMetrics serves /metrics on addr until stop is called.
-func serveMetrics(addr string, reg *prometheus.Registry) (stop func(), err error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("--dashboard-addr: %w", err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
-	return func() { srv.Close() }, nil
 }

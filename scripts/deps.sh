@@ -15,6 +15,7 @@ packages=(
 	containernetworking-plugins # CNI bridge, host-local, loopback, portmap in /usr/lib/cni
 	nginx-light                 # the nginx binary that test images are built from
 	docker-registry             # the registry that integration tests push test images to
+	chromium                    # headless browser of the dashboard's integration test
 )
 
 missing=()

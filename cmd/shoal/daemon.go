@@ -46,7 +46,7 @@ func newDaemonCommand() *cobra.Command {
 	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "Directory for the node's state, certificates and Raft data")
 	f.StringVar(&cfg.Hostname, "hostname", cfg.Hostname, "Name of this node in the swarm")
 	f.BoolVarP(&debug, "debug", "D", false, "Log debug messages")
-	f.StringVar(&cfg.MetricsAddr, "dashboard-addr", "", "Serve Prometheus metrics on http://ADDR/metrics (off unless given)")
+	f.StringVar(&cfg.DashboardAddr, "dashboard-addr", "", "Serve a live web dashboard on http://ADDR/ and Prometheus metrics on http://ADDR/metrics (off unless given)")
 	c := &cfg.Containerd
 	f.StringVar(&c.Socket, "containerd-socket", c.Socket, "containerd's socket")
 	f.StringVar(&c.Namespace, "containerd-namespace", c.Namespace, "containerd namespace of this node's containers (several local nodes may share one containerd)")
