@@ -10,6 +10,9 @@
 //
 // Nothing of it lives in the root namespace: the bridge has its own namespace
 // and carries no address, so test traffic can only reach the test hosts.
+// The one exception is asked for: LAN.AttachRoot plugs the root namespace in
+// as 10.77.K.1 (interface shtT-root, bridge port proot), for a test that must
+// reach the hosts itself, such as a browser opening a daemon's web page.
 // Processes run on a host through nsenter(1), which switches only the network
 // namespace and leaves the mount namespace (and so /sys and cgroups) alone.
 // Unix sockets are files, so the root namespace still reaches a daemon's

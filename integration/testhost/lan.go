@@ -46,6 +46,7 @@ type LAN struct {
 
 	mu    sync.Mutex
 	hosts []*Host
+	root  string // the root namespace's interface on the LAN; "" until AttachRoot
 }
 
 // Host is one test machine: a network namespace with lo and one interface,
@@ -196,16 +197,24 @@ func (h *Host) LinkUp(t testing.TB) {
 // waitLink polls the host's eth0 and its bridge port until ok says so.
 func (h *Host) waitLink(t testing.TB, what string, ok func(hostLink, port string) bool) {
 	t.Helper()
+	waitPort(t, h.String(), what, []string{"-n", h.NS}, hostIf, h.lan.NS, h.port, ok)
+}
+
+// waitPort polls one veth pair, the end named end in the namespace that
+// nsArgs select (none: the root namespace) and its bridge port in lanNS,
+// until ok says so.
+func waitPort(t testing.TB, who, what string, nsArgs []string, end, lanNS, port string, ok func(endLink, port string) bool) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		hostLink, err1 := ipOutput("-n", h.NS, "-o", "link", "show", hostIf)
-		port, err2 := bridgeOutput("-n", h.lan.NS, "link", "show", "dev", h.port)
-		if err1 == nil && err2 == nil && ok(hostLink, port) {
+		endLink, err1 := ipOutput(append(nsArgs, "-o", "link", "show", end)...)
+		portLink, err2 := bridgeOutput("-n", lanNS, "link", "show", "dev", port)
+		if err1 == nil && err2 == nil && ok(endLink, portLink) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("testhost: timed out waiting for %s on %s: eth0: %q (%v); bridge port: %q (%v)",
-				what, h, hostLink, err1, port, err2)
+			t.Fatalf("testhost: timed out waiting for %s on %s: %s: %q (%v); bridge port: %q (%v)",
+				what, who, end, endLink, err1, portLink, err2)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -225,6 +234,9 @@ func (l *LAN) remove() error {
 		if err := h.remove(); err != nil {
 			errs = append(errs, err.Error())
 		}
+	}
+	if err := l.detachRoot(); err != nil {
+		errs = append(errs, err.Error())
 	}
 	if err := removeNS(l.NS); err != nil {
 		errs = append(errs, err.Error())

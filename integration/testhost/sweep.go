@@ -28,6 +28,7 @@ const staleLockAge = 10 * time.Minute
 var (
 	sweepOnce sync.Once
 	nsName    = regexp.MustCompile(`^` + NSPrefix + `([0-9a-f]{6})-`)
+	rootLink  = regexp.MustCompile(`^` + NSPrefix + `([0-9a-f]{6})-root$`)
 )
 
 // Sweep removes the namespaces of LANs whose test binary died without
@@ -45,6 +46,15 @@ func Sweep() error {
 			byTag[m[1]] = append(byTag[m[1]], e.Name())
 		}
 	}
+	links, err := rootLinksByTag()
+	if err != nil {
+		return err
+	}
+	for tag := range links {
+		if _, ok := byTag[tag]; !ok {
+			byTag[tag] = nil // a root link whose LAN is gone: should not happen, as it dies with it
+		}
+	}
 	var errs []error
 	for tag, names := range byTag {
 		lock, live, err := tryLockTag(tag)
@@ -55,7 +65,11 @@ func Sweep() error {
 		if live {
 			continue
 		}
-		// Hosts first, so that no veth outlives its bridge for long.
+		// The root namespace's link and the hosts first, so that no veth
+		// outlives its bridge for long.
+		for _, link := range links[tag] {
+			errs = append(errs, deleteRootLink(link))
+		}
 		for _, name := range names {
 			if !strings.HasSuffix(name, "-lan") {
 				errs = append(errs, removeNS(name))
@@ -70,6 +84,28 @@ func Sweep() error {
 	}
 	errs = append(errs, sweepLockFiles(byTag))
 	return errors.Join(errs...)
+}
+
+// rootLinksByTag finds the root namespace's interfaces on test LANs (see
+// LAN.AttachRoot), by their LAN's tag.
+func rootLinksByTag() (map[string][]string, error) {
+	out, err := ipOutput("-o", "link", "show")
+	if err != nil {
+		return nil, err
+	}
+	links := map[string][]string{}
+	for line := range strings.Lines(out) {
+		// "7: shtT-root@if2: <FLAGS> ..."
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		name, _, _ := strings.Cut(strings.TrimSuffix(f[1], ":"), "@")
+		if m := rootLink.FindStringSubmatch(name); m != nil {
+			links[m[1]] = append(links[m[1]], name)
+		}
+	}
+	return links, nil
 }
 
 // sweepLockFiles removes old unlocked lock files of tags without namespaces,

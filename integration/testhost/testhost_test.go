@@ -68,9 +68,17 @@ func TestTestNetworkStaysOutOfTheRootNamespace(t *testing.T) {
 	h := lan.AddHost(t, "node-01")
 	lan.AddHost(t, "node-02")
 
-	rootAddrs := run(t, exec.Command("ip", "-o", "addr", "show"))
-	if strings.Contains(rootAddrs, " 10.77.") {
-		t.Errorf("the root namespace has a test address:\n%s", rootAddrs)
+	// Other test binaries may have attached their LANs of the same subnet
+	// (AttachRoot), on interfaces named by NSPrefix; no other interface may
+	// have an address of this LAN's subnet.
+	prefix := " " + strings.TrimSuffix(lan.Subnet, "0/24")
+	for line := range strings.Lines(run(t, exec.Command("ip", "-o", "addr", "show"))) {
+		if f := strings.Fields(line); len(f) > 1 && strings.Contains(line, prefix) && !strings.HasPrefix(f[1], testhost.NSPrefix) {
+			t.Errorf("the root namespace has a test address: %s", line)
+		}
+	}
+	if lan.RootLink() != "" {
+		t.Errorf("LAN %s is attached to the root namespace (%s) without AttachRoot", lan.NS, lan.RootLink())
 	}
 	for name := range rootLinks(t) {
 		if !rootBefore[name] && (name == "br0" || name == "p1" || name == "p2") {
@@ -90,17 +98,56 @@ func TestTestNetworkStaysOutOfTheRootNamespace(t *testing.T) {
 	}
 }
 
+func TestAttachRootLetsTheTestReachTheHostsUntilCleanup(t *testing.T) {
+	testhost.Require(t)
+	var link string
+	t.Run("attached", func(t *testing.T) {
+		lan := testhost.NewLAN(t)
+		a := lan.AddHost(t, "node-01")
+		b := lan.AddHost(t, "node-02")
+		startEcho(t, a)
+		startEcho(t, b)
+		ip := lan.AttachRoot(t)
+		link = lan.RootLink()
+		if want := strings.TrimSuffix(lan.Subnet, "0/24") + "1"; ip != want {
+			t.Errorf("AttachRoot gave the root namespace %s, want %s", ip, want)
+		}
+		if !strings.HasPrefix(link, testhost.NSPrefix) {
+			t.Errorf("root link %q does not start with %q: Sweep could not find it", link, testhost.NSPrefix)
+		}
+		for _, h := range []*testhost.Host{a, b} {
+			got, err := askEcho(nil, h, time.Second)
+			if err != nil {
+				t.Fatalf("the root namespace could not reach %s after AttachRoot: %v", h, err)
+			}
+			if want := h.Name + ": hello from root"; got != want {
+				t.Errorf("%s answered %q, want %q", h, got, want)
+			}
+		}
+		mustReach(t, a, b) // the hosts still reach each other
+	})
+	if link == "" {
+		t.Fatal("no root link to check")
+	}
+	if rootLinks(t)[link] {
+		t.Errorf("the root namespace's link %s is still there after the test's cleanup", link)
+	}
+}
+
 func TestCleanupRemovesNamespacesAndProcessesEvenWhenTheTestFails(t *testing.T) {
 	testhost.Require(t)
 	out, err := runHelper(t, "fail-after-setup")
 	if err == nil {
 		t.Fatalf("the helper test was meant to fail but passed:\n%s", out)
 	}
-	names, pids := parseHelper(t, out)
+	names, pids, link := parseHelper(t, out)
 	for _, ns := range names {
 		if _, err := os.Stat(filepath.Join("/var/run/netns", ns)); !os.IsNotExist(err) {
 			t.Errorf("netns %s is still there after the failed test's cleanup (stat: %v)", ns, err)
 		}
+	}
+	if rootLinks(t)[link] {
+		t.Errorf("the root namespace's link %s is still there after the failed test's cleanup", link)
 	}
 	for _, pid := range pids {
 		if alive(pid) {
@@ -115,8 +162,9 @@ func TestSweepRemovesWhatACrashedRunLeftBehind(t *testing.T) {
 	if err == nil {
 		t.Fatalf("the helper test was meant to crash but passed:\n%s", out)
 	}
-	names, pids := parseHelper(t, out)
+	names, pids, link := parseHelper(t, out)
 	t.Cleanup(func() { // in case Sweep does not do its job
+		exec.Command("ip", "link", "del", link).Run()
 		for _, pid := range pids {
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
@@ -150,6 +198,9 @@ func TestSweepRemovesWhatACrashedRunLeftBehind(t *testing.T) {
 			t.Errorf("Sweep left the crashed run's process %d running", pid)
 		}
 	}
+	if rootLinks(t)[link] {
+		t.Errorf("Sweep left the crashed run's root namespace link %s", link)
+	}
 }
 
 // TestHelperProcess is not a test of its own: the tests above run the test
@@ -163,6 +214,8 @@ func TestHelperProcess(t *testing.T) {
 	a := lan.AddHost(t, "node-01")
 	b := lan.AddHost(t, "node-02")
 	fmt.Printf("NS %s\nNS %s\nNS %s\n", lan.NS, a.NS, b.NS)
+	lan.AttachRoot(t)
+	fmt.Printf("LINK %s\n", lan.RootLink())
 
 	cmd := a.Command(os.Getenv("SHOAL_TESTHOST_ECHO"), "-listen", ":"+echoPort)
 	if mode == "crash-after-setup" {
@@ -192,13 +245,15 @@ func runHelper(t *testing.T, mode string) (string, error) {
 	return string(out), err
 }
 
-func parseHelper(t *testing.T, out string) (names []string, pids []int) {
+func parseHelper(t *testing.T, out string) (names []string, pids []int, link string) {
 	t.Helper()
 	for line := range strings.Lines(out) {
 		f := strings.Fields(line)
 		switch {
 		case len(f) == 2 && f[0] == "NS":
 			names = append(names, f[1])
+		case len(f) == 2 && f[0] == "LINK":
+			link = f[1]
 		case len(f) == 2 && f[0] == "PID":
 			pid, err := strconv.Atoi(f[1])
 			if err != nil {
@@ -207,10 +262,10 @@ func parseHelper(t *testing.T, out string) (names []string, pids []int) {
 			pids = append(pids, pid)
 		}
 	}
-	if len(names) != 3 || len(pids) != 1 {
-		t.Fatalf("the helper should print 3 NS lines and 1 PID line; got %v and %v", names, pids)
+	if len(names) != 3 || len(pids) != 1 || link == "" {
+		t.Fatalf("the helper should print 3 NS lines, 1 LINK line and 1 PID line; got %v, %q and %v", names, link, pids)
 	}
-	return names, pids
+	return names, pids, link
 }
 
 // alive tells whether a process runs; a zombie does not count, since it has
@@ -256,11 +311,15 @@ func startEcho(t *testing.T, h *testhost.Host) {
 	}
 }
 
-// askEcho sends one line from one host to the echo server on another and
-// returns the answer.
+// askEcho sends one line from one host (nil: the root namespace, where the
+// test runs) to the echo server on another and returns the answer.
 func askEcho(from, to *testhost.Host, timeout time.Duration) (string, error) {
-	out, err := from.Command(echoBinary(nil), "-connect", to.IP+":"+echoPort,
-		"-msg", "hello from "+from.Name, "-timeout", timeout.String()).CombinedOutput()
+	name, command := "root", exec.Command
+	if from != nil {
+		name, command = from.Name, from.Command
+	}
+	out, err := command(echoBinary(nil), "-connect", to.IP+":"+echoPort,
+		"-msg", "hello from "+name, "-timeout", timeout.String()).CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("%w: %s", err, strings.TrimSpace(string(out)))
 	}
