@@ -124,7 +124,7 @@ func Run(ctx context.Context, cfg Config) error {
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		d.cfg.Manager.Metrics = manager.NewMetrics(reg, d.manager)
-		stop, err := serveDashboard(cfg.DashboardAddr, socketPath(cfg.Socket), reg, cfg.Logger)
+		_, stop, err := serveDashboard(cfg.DashboardAddr, socketPath(cfg.Socket), reg, cfg.Logger)
 		if err != nil {
 			return err
 		}

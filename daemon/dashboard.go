@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"time"
 
 	"google.golang.org/grpc"
@@ -17,25 +18,30 @@ import (
 )
 
 // serveDashboard serves the web dashboard and /metrics on addr until stop
-// is called. The dashboard reads the cluster through the daemon's own
-// control socket, like the CLI: it sees what `shoal -H socket` sees, and
-// the socket need not answer yet (the client connects on first use).
-func serveDashboard(addr, socket string, reg *prometheus.Registry, log *slog.Logger) (stop func(), err error) {
+// is called, and returns the address it listens on. The dashboard reads the
+// cluster through the daemon's own control socket, like the CLI: it sees
+// what `shoal -H socket` sees, and the socket need not answer yet (the
+// client connects on first use).
+func serveDashboard(addr, socket string, reg *prometheus.Registry, log *slog.Logger) (bound string, stop func(), err error) {
+	socket, err = filepath.Abs(socket) // "unix:" with a relative path would be read as an authority
+	if err != nil {
+		return "", nil, err
+	}
 	cc, err := grpc.NewClient("unix://"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
-		return nil, fmt.Errorf("dashboard: client of %s: %w", socket, err)
+		return "", nil, fmt.Errorf("dashboard: client of %s: %w", socket, err)
 	}
 	cfg := dashboard.DefaultConfig()
 	cfg.Control, cfg.Logger = api.NewControlClient(cc), log
 	dash, err := dashboard.New(cfg)
 	if err != nil {
 		cc.Close()
-		return nil, err
+		return "", nil, err
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		cc.Close()
-		return nil, fmt.Errorf("--dashboard-addr: %w", err)
+		return "", nil, fmt.Errorf("--dashboard-addr: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -43,5 +49,5 @@ func serveDashboard(addr, socket string, reg *prometheus.Registry, log *slog.Log
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	log.Info("dashboard", "url", "http://"+ln.Addr().String()+"/")
-	return func() { srv.Close(); cc.Close() }, nil
+	return ln.Addr().String(), func() { srv.Close(); cc.Close() }, nil
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -14,16 +13,10 @@ import (
 )
 
 func TestServeDashboardServesPageStateAndMetrics(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "shoal_test_total", Help: "a test counter"}))
 	// No daemon answers on this socket: the page must say so, not break.
-	stop, err := serveDashboard(addr, filepath.Join(t.TempDir(), "none.sock"), reg, slog.New(slog.DiscardHandler))
+	addr, stop, err := serveDashboard("127.0.0.1:0", filepath.Join(t.TempDir(), "none.sock"), reg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +40,7 @@ func TestServeDashboardServesPageStateAndMetrics(t *testing.T) {
 }
 
 func TestServeDashboardRefusesABadAddress(t *testing.T) {
-	_, err := serveDashboard("nonsense", "/tmp/none.sock", prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	_, _, err := serveDashboard("nonsense", "/tmp/none.sock", prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 	if err == nil || !strings.Contains(err.Error(), "--dashboard-addr") {
 		t.Errorf("serveDashboard(nonsense): %v, want an error naming --dashboard-addr", err)
 	}

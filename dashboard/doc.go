@@ -1,5 +1,5 @@
-// Package dashboard is the live web page that every manager serves on
-// --dashboard-addr: the managers with their Raft role, term and indexes, the
+// Package dashboard is the live web page that a node serves on
+// --dashboard-addr (a worker's page says that it is not a manager): the managers with their Raft role, term and indexes, the
 // quorum, each node's tasks as a grid, and the event timeline.
 //
 // It is just another client of the daemon's local Control API (the same

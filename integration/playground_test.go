@@ -30,8 +30,19 @@ func newPlaygroundRun(t *testing.T) *playgroundRun {
 	testhost.Require(t)
 	imagetest.RequireContainerd(t)
 	imagetest.RequireRegistry(t)
-	if _, err := os.Stat("/var/run/netns/shpg-lan"); err == nil {
-		t.Fatal("a playground is up on this machine (netns shpg-lan): `shoal playground down` removes it")
+	inUse := []string{"/var/run/netns/shpg-lan", "/sys/class/net/shpg0"}
+	if b, err := os.ReadFile("/run/shoal-playground.dir"); err == nil {
+		inUse = append(inUse, strings.TrimSpace(string(b))) // the directory of the one that is up
+	}
+	for _, p := range inUse {
+		if _, err := os.Stat(p); err == nil {
+			// One playground per machine: a developer's own is in the way.
+			msg := fmt.Sprintf("a playground is up on this machine (%s exists): `shoal playground down` removes it", p)
+			if os.Getenv("CI") == "true" {
+				t.Fatal(msg)
+			}
+			t.Skip(msg)
+		}
 	}
 	p := &playgroundRun{t: t, bin: clustertest.BuildShoal(t), dir: filepath.Join(t.TempDir(), "pg")}
 	t.Cleanup(func() {
@@ -92,8 +103,13 @@ func (p *playgroundRun) down() {
 	if out, _ := exec.Command("pgrep", "-f", p.dir).Output(); len(out) > 0 {
 		t.Errorf("processes naming %s left after down: %s", p.dir, out)
 	}
-	if cgs, _ := filepath.Glob("/sys/fs/cgroup/*/shpg-node-*"); len(cgs) > 0 {
+	v1, _ := filepath.Glob("/sys/fs/cgroup/*/shpg-node-*")
+	v2, _ := filepath.Glob("/sys/fs/cgroup/shpg-node-*")
+	if cgs := append(v1, v2...); len(cgs) > 0 {
 		t.Errorf("cgroups left after down: %v", cgs)
+	}
+	if _, err := os.Stat("/run/shoal-playground.dir"); err == nil {
+		t.Error("/run/shoal-playground.dir left after down")
 	}
 	if _, err := p.pg("ls"); err == nil || !strings.Contains(err.Error(), "no playground is up") {
 		t.Errorf("ls after down: got %v", err)
@@ -110,17 +126,21 @@ func TestPlayground(t *testing.T) {
 	start := time.Now()
 	out := mustPG("up", "--managers", "3", "--workers", "1", "--containerd", "private")
 	t.Logf("playground up took %s", time.Since(start).Round(10*time.Millisecond))
-	for _, want := range []string{"playground env node-01", "http://10.77.0.11:8080/"} {
+	for _, want := range []string{"playground --dir " + dir + " env node-01", "http://10.77.0.11:8080/"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("up's output lacks %q:\n%s", want, out)
 		}
 	}
-	if _, err := pg("up"); err == nil || !strings.Contains(err.Error(), "already up") {
+	if _, err := pg("up"); err == nil || !strings.Contains(err.Error(), "a playground is up in "+dir) {
 		t.Errorf("a second up: got %v, want a refusal that names the one up", err)
 	}
-	rows := playgroundRows(t, mustPG("ls"))
+	ls := mustPG("ls")
+	rows := playgroundRows(t, ls)
 	if len(rows) != 4 {
-		t.Fatalf("ls: got %d nodes, want 4", len(rows))
+		t.Fatalf("ls: got %d nodes, want 4:\n%s", len(rows), ls)
+	}
+	if !strings.Contains(ls, "containerd: the playground's own") || !strings.Contains(ls, "registry:   http://10.77.0.1:5000\n") {
+		t.Errorf("ls does not say how containerd and the registry are:\n%s", ls)
 	}
 	if r := rows["node-01"]; !strings.HasPrefix(r["RAFT"], "Leader") || r["NETWORK"] != "connected" {
 		t.Errorf("node-01 after up: %v, want the connected leader", r)
@@ -216,7 +236,15 @@ func TestPlaygroundSharesContainerd(t *testing.T) {
 	if out, err := exec.Command("ctr", "-a", socket, "namespaces", "ls", "-q").Output(); err != nil || !strings.Contains(string(out), "shpg-node-02") {
 		t.Errorf("the shared containerd's namespaces: %s (%v), want shpg-node-02 among them", out, err)
 	}
+	// down needs no state file: it finds the nodes, and the containerd they
+	// use, from what runs.
+	if err := os.WriteFile(filepath.Join(p.dir, "state.json"), []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	p.down()
+	if out := p.mustPG("down"); !strings.Contains(out, "nothing to remove") {
+		t.Errorf("a second down: %s", out)
+	}
 	out, err := exec.Command("ctr", "-a", socket, "namespaces", "ls", "-q").Output()
 	if err != nil {
 		t.Fatal(err)
@@ -229,7 +257,8 @@ func TestPlaygroundSharesContainerd(t *testing.T) {
 // playgroundRows parses `playground ls` into rows by node, cells by header.
 func playgroundRows(t *testing.T, out string) map[string]map[string]string {
 	t.Helper()
-	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	table, _, _ := strings.Cut(out, "\n\n") // containerd and registry follow the table
+	lines := strings.Split(strings.TrimRight(table, "\n"), "\n")
 	header := lines[0]
 	cols := []string{"NODE", "ADDRESS", "DAEMON", "NETWORK", "ROLE", "RAFT", "DASHBOARD"}
 	starts := make([]int, len(cols))

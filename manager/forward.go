@@ -132,7 +132,7 @@ func (m *Manager) forwardTo(ctx context.Context, addr, method string, req any, r
 	defer stop()
 	var trailer metadata.MD
 	if err := conn.Invoke(metadata.NewOutgoingContext(callCtx, out), method, req, resp, grpc.Trailer(&trailer)); err != nil {
-		if ctx.Err() == nil && callCtx.Err() != nil {
+		if ctx.Err() == nil && callCtx.Err() != nil && status.Code(err) == codes.Canceled {
 			return nil, status.Errorf(codes.Unavailable,
 				"the leader at %s stopped answering and Raft has moved on; the call may or may not have taken effect: check, then retry", addr)
 		}

@@ -12,12 +12,15 @@
 // names it as its --registry-mirror, so `service create nginx` pulls it.
 //
 // All nodes share one containerd: the one at /run/containerd/containerd.sock
-// if it answers, else the playground's own. Each node keeps its containers
+// (or --containerd SOCKET) if it answers, else the playground's own
+// (--containerd private always starts it). Each node keeps its containers
 // in a containerd namespace named after its network namespace.
 //
 // Everything else is under the playground's directory (default
-// /tmp/shoal-playground): state.json (what was made, for the other
+// /run/shoal-playground): state.json (what was made, for the other
 // commands), each node's data dir, socket and log, the registry's storage,
-// the private containerd. `down` removes all of it: daemons, containers,
-// images, namespaces, mounts, the directory.
+// the private containerd. /run/shoal-playground.dir names the directory of
+// the playground that is up, for commands given another. `down` removes all
+// of it: daemons, containers, images, namespaces, mounts, the directory; it
+// needs no state file, finding the nodes by their PID files and namespaces.
 package playground

@@ -41,6 +41,20 @@ type Options struct {
 // DefaultContainerd is the containerd that `up` uses when it answers.
 const DefaultContainerd = "/run/containerd/containerd.sock"
 
+// DefaultOptions are `playground up`'s defaults: three managers and a
+// worker, sharing the machine's containerd if it answers.
+func DefaultOptions() Options {
+	return Options{Dir: DefaultDir, Managers: 3, Workers: 1, Containerd: DefaultContainerd}
+}
+
+// DirFlag is what a hint adds to name the playground's directory.
+func DirFlag(dir string) string {
+	if dir == DefaultDir {
+		return ""
+	}
+	return " --dir " + dir
+}
+
 // joinTimeout bounds the wait for every node to be Ready after the joins.
 const joinTimeout = 60 * time.Second
 
@@ -48,55 +62,62 @@ const joinTimeout = 60 * time.Second
 // the nodes, node-01 initialising the swarm and the others joining it. When
 // a step fails, what was made stays for a look, and Down removes it.
 func Up(ctx context.Context, o Options) (*State, error) {
-	if err := prerequisites(o.Containerd == "private"); err != nil {
+	private := o.Containerd == "private"
+	if err := prerequisites(private); err != nil {
 		return nil, err
 	}
-	if s, err := Load(o.Dir); err == nil {
-		return nil, fmt.Errorf("a playground is already up in %s (%d nodes): `shoal playground down` removes it", s.Dir, len(s.Nodes))
-	}
-	if left := playgroundNamespaces(); len(left) > 0 {
-		return nil, fmt.Errorf("network namespaces of another playground exist (%s): `shoal playground down --dir DIR` with its directory removes them (or `ip netns del` them)", strings.Join(left, ", "))
-	}
-	_ = unplugRoot() // a cable left by a playground whose namespaces are gone
-	log := func(format string, args ...any) { fmt.Fprintf(o.Log, "playground: "+format+"\n", args...) }
 	dir, err := filepath.Abs(o.Dir)
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if other := recordedDir(); other != "" {
+		return nil, fmt.Errorf("a playground is up in %s: `shoal playground down%s` removes it", other, DirFlag(other))
+	}
+	if left := playgroundNamespaces(); len(left) > 0 {
+		return nil, fmt.Errorf("network namespaces of another playground exist (%s): `shoal playground down --dir DIR`, with its directory, removes them (or `ip netns del` them)", strings.Join(left, ", "))
+	}
+	if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
+		return nil, fmt.Errorf("%s is not empty: `shoal playground down%s` removes what a playground left there (or give --dir another directory)", dir, DirFlag(dir))
+	}
+	if err := makeDir(dir); err != nil {
 		return nil, err
 	}
-	s, err := newState(dir, o.Managers, o.Workers, o.Bin)
+	sock := o.Containerd
+	if private || ctrdutil.Answers(sock) != nil {
+		sock, private = privateSocket(dir), true
+	}
+	s, err := newState(dir, o.Managers, o.Workers, o.Bin, sock)
 	if err != nil {
+		os.Remove(dir)
 		return nil, err
 	}
+	s.PrivateContainerd = private
 	if err := s.save(); err != nil { // from here on, Down finds what to remove
 		return nil, err
 	}
+	if err := recordDir(dir); err != nil {
+		return nil, err
+	}
+	_ = unplugRoot() // a cable left by a playground whose namespaces are gone
+	log := func(format string, args ...any) { fmt.Fprintf(o.Log, "playground: "+format+"\n", args...) }
 	failed := func(err error) (*State, error) {
-		return s, fmt.Errorf("%w\nwhat was made stays for a look (logs in %s); `shoal playground down` removes it", err, s.Dir)
+		return s, fmt.Errorf("%w\nwhat was made stays for a look (logs in %s); `shoal playground down%s` removes it", err, s.Dir, DirFlag(s.Dir))
 	}
 
 	log("LAN %s0/24 on bridge %s in netns %s; this machine is %s on it (%s)", subnet, bridge, lanNS, rootIP, rootIf)
 	if err := makeLAN(); err != nil {
 		return failed(err)
 	}
-	if o.Containerd != "private" && ctrdutil.Answers(o.Containerd) == nil {
-		s.Containerd = o.Containerd
-		log("containerd: sharing the one at %s", s.Containerd)
-	} else {
-		s.Containerd, s.PrivateContainerd = privateSocket(dir), true
+	if s.PrivateContainerd {
 		log("containerd: starting the playground's own at %s", s.Containerd)
-		if err := startContainerd(dir); err != nil {
+		if err := startContainerd(ctx, dir); err != nil {
 			return failed(err)
 		}
-	}
-	s.setContainerd(s.Containerd)
-	if err := s.save(); err != nil {
-		return failed(err)
+	} else {
+		log("containerd: sharing the one at %s", s.Containerd)
 	}
 	log("registry: docker-registry at http://%s", registryAddr)
-	if err := startRegistry(dir); err != nil {
+	if err := startRegistry(ctx, dir); err != nil {
 		return failed(err)
 	}
 	digest, err := pushNginx(ctx)
@@ -113,7 +134,7 @@ func Up(ctx context.Context, o Options) (*State, error) {
 	var wg sync.WaitGroup
 	errs := make([]error, len(s.Nodes))
 	for i, n := range s.Nodes {
-		wg.Go(func() { errs[i] = startDaemon(s, n) })
+		wg.Go(func() { errs[i] = startDaemon(ctx, s, n) })
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
@@ -127,14 +148,6 @@ func Up(ctx context.Context, o Options) (*State, error) {
 		return failed(err)
 	}
 	return s, nil
-}
-
-// setContainerd names the containerd in every daemon's command line.
-func (s *State) setContainerd(sock string) {
-	for _, n := range s.Nodes {
-		i := slices.Index(n.Args, "--containerd-socket")
-		n.Args[i+1] = sock
-	}
 }
 
 // formSwarm: node-01 inits, the other managers join one at a time (each
@@ -203,19 +216,27 @@ func formSwarm(ctx context.Context, s *State, log func(string, ...any)) error {
 	deadline := time.Now().Add(joinTimeout)
 	for {
 		resp, err := control.ListNodes(ctx, &api.ListNodesRequest{})
-		ready := 0
+		var notReady []string
 		if err == nil {
+			ready := map[string]bool{}
 			for _, n := range resp.Nodes {
-				if n.State == api.NodeState_READY {
-					ready++
+				ready[n.Hostname] = n.State == api.NodeState_READY
+			}
+			for _, n := range s.Nodes {
+				if !ready[n.Name] {
+					notReady = append(notReady, n.Name)
 				}
 			}
-		}
-		if ready == len(s.Nodes) {
-			return nil
+			if len(notReady) == 0 {
+				return nil
+			}
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("only %d of %d nodes are Ready %s after the joins (%v); see the node logs", ready, len(s.Nodes), joinTimeout, err)
+			if err != nil {
+				return fmt.Errorf("%s cannot list the nodes %s after the joins: %w", first.Name, joinTimeout, err)
+			}
+			return fmt.Errorf("%s %s not Ready %s after the joins; see %s", strings.Join(notReady, ", "),
+				plural(len(notReady), "is", "are"), joinTimeout, LogFile(s.Dir, notReady[0]))
 		}
 		select {
 		case <-ctx.Done():
@@ -254,18 +275,27 @@ func prerequisites(privateContainerd bool) error {
 }
 
 // Down removes everything the playground in dir made. It goes on past
-// errors, and returns them all.
+// errors, and returns them all. It needs no state file: without one (a
+// failed up, a broken file) it finds the nodes by their PID files and
+// namespaces.
 func Down(dir string, log io.Writer) error {
-	s, err := Load(dir)
-	if errors.Is(err, ErrNotUp) {
-		if left := playgroundNamespaces(); len(left) > 0 {
-			fmt.Fprintf(log, "playground: no state in %s, but removing the playground's network namespaces\n", dir)
-			return deleteNamespaces(left)
-		}
-		return err
-	}
+	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return err
+	}
+	if other := recordedDir(); other != "" && other != abs {
+		if _, err := os.Stat(abs); err != nil {
+			return fmt.Errorf("no playground in %s; the one up is in %s: `shoal playground down --dir %s`", abs, other, other)
+		}
+	}
+	s, err := Load(abs)
+	if err != nil {
+		if _, statErr := os.Stat(abs); statErr != nil && len(playgroundNamespaces()) == 0 {
+			fmt.Fprintf(log, "playground: none is up in %s; nothing to remove\n", abs)
+			return nil
+		}
+		fmt.Fprintf(log, "playground: %v; removing what is there anyway\n", err)
+		s = salvage(abs)
 	}
 	// The daemons first, all at once: nothing may start containers after.
 	errs := make([]error, len(s.Nodes))
@@ -280,7 +310,6 @@ func Down(dir string, log io.Writer) error {
 		}
 	}
 	wg.Wait()
-	fmt.Fprintf(log, "playground: daemons stopped\n")
 	errs = append(errs, s.removeContainers(log))
 	if pid := running(s.Dir, "registry", registryMarker(s.Dir)); pid != 0 {
 		errs = append(errs, stop(pid, 10*time.Second))
@@ -288,38 +317,86 @@ func Down(dir string, log io.Writer) error {
 	errs = append(errs, deleteNamespaces(playgroundNamespaces()))
 	errs = append(errs, unmountBelow(s.Dir))
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("%w\n%s stays, for a look", err, s.Dir)
+		return fmt.Errorf("%w\n%s stays: fix the above, then run `shoal playground down%s` again", err, s.Dir, DirFlag(s.Dir))
 	}
 	if err := os.RemoveAll(s.Dir); err != nil {
 		return err
 	}
-	fmt.Fprintf(log, "playground: removed the namespaces, the containers and %s\n", s.Dir)
+	forgetDir(s.Dir)
+	fmt.Fprintf(log, "playground: removed the daemons, their containers, the namespaces and %s\n", s.Dir)
 	return nil
+}
+
+// salvage makes up the state of a playground whose state file is missing
+// or broken: its nodes from their PID files and namespaces, its containerd
+// from what the directory holds.
+func salvage(dir string) *State {
+	s := &State{Dir: dir, Containerd: DefaultContainerd}
+	if _, err := os.Stat(filepath.Join(containerdDir(dir), "config.toml")); err == nil {
+		s.Containerd, s.PrivateContainerd = privateSocket(dir), true
+	}
+	names := map[string]bool{}
+	pids, _ := filepath.Glob(filepath.Join(dir, "node-*.pid"))
+	for _, p := range pids {
+		names[strings.TrimSuffix(filepath.Base(p), ".pid")] = true
+	}
+	for _, ns := range playgroundNamespaces() {
+		if name, ok := strings.CutPrefix(ns, nsPrefix); ok && strings.HasPrefix(name, "node-") {
+			names[name] = true
+		}
+	}
+	for name := range names {
+		n := &Node{Name: name}
+		s.Nodes = append(s.Nodes, n)
+		// A daemon that still runs says which containerd it uses.
+		if pid := running(dir, name, daemonMarker(s, n)); pid != 0 {
+			if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil {
+				args := strings.Split(string(b), "\x00")
+				if i := slices.Index(args, "--containerd-socket"); i >= 0 && i+1 < len(args) {
+					s.Containerd = args[i+1]
+					s.PrivateContainerd = s.Containerd == privateSocket(dir)
+				}
+			}
+		}
+	}
+	slices.SortFunc(s.Nodes, func(a, b *Node) int { return strings.Compare(a.Name, b.Name) })
+	return s
 }
 
 // removeContainers empties and deletes every node's containerd namespace,
 // then stops the playground's own containerd. A private containerd that
-// died is started again for that.
+// died, or hangs, is started again for that.
 func (s *State) removeContainers(log io.Writer) error {
-	if s.Containerd == "" {
-		return nil
-	}
 	marker := containerdMarker(s.Dir)
-	if s.PrivateContainerd && running(s.Dir, "containerd", marker) == 0 {
+	if s.PrivateContainerd && ctrdutil.Answers(s.Containerd) != nil {
+		if pid := running(s.Dir, "containerd", marker); pid != 0 {
+			fmt.Fprintf(log, "playground: the playground's containerd does not answer; restarting it\n")
+			if err := stop(pid, 5*time.Second); err != nil {
+				return err
+			}
+		}
+		if _, err := os.Stat(filepath.Join(containerdDir(s.Dir), "config.toml")); err != nil {
+			return nil // never started
+		}
 		fmt.Fprintf(log, "playground: starting the playground's containerd again, to remove its containers\n")
-		if err := startContainerd(s.Dir); err != nil {
+		if err := startContainerd(context.Background(), s.Dir); err != nil {
 			return err
 		}
 	}
-	var errs []error
-	for _, n := range s.Nodes {
-		if err := ctrdutil.DeleteNamespace(s.Containerd, n.NS()); err != nil && !strings.Contains(err.Error(), "not found") {
-			errs = append(errs, fmt.Errorf("%s: %w", n.Name, err))
+	errs := make([]error, len(s.Nodes))
+	if ctrdutil.Answers(s.Containerd) == nil {
+		var wg sync.WaitGroup
+		for i, n := range s.Nodes {
+			wg.Go(func() {
+				if err := ctrdutil.DeleteNamespace(s.Containerd, n.NS()); err != nil {
+					errs[i] = fmt.Errorf("%s: %w", n.Name, err)
+				}
+				// runc's state of the namespace, once empty.
+				os.Remove(filepath.Join("/run/containerd/runc", n.NS()))
+			})
 		}
-		// runc's state of a shared containerd's namespace, once empty.
-		os.Remove(filepath.Join("/run/containerd/runc", n.NS()))
+		wg.Wait()
 	}
-	fmt.Fprintf(log, "playground: removed the nodes' containers and images from containerd\n")
 	if pid := running(s.Dir, "containerd", marker); pid != 0 {
 		errs = append(errs, stop(pid, 15*time.Second))
 	}
@@ -345,8 +422,10 @@ func unmountBelow(dir string) error {
 	var mps []string
 	for _, line := range strings.Split(string(b), "\n") {
 		f := strings.Fields(line)
-		if len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
-			mps = append(mps, f[4])
+		if len(f) > 4 {
+			if mp := unescapeMount(f[4]); strings.HasPrefix(mp, dir+"/") {
+				mps = append(mps, mp)
+			}
 		}
 	}
 	sort.Sort(sort.Reverse(sort.StringSlice(mps)))
@@ -357,6 +436,12 @@ func unmountBelow(dir string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// unescapeMount undoes mountinfo's octal escapes of space, tab, newline
+// and backslash.
+func unescapeMount(s string) string {
+	return strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`).Replace(s)
 }
 
 // Kill sends SIGKILL to the node's daemon: a crash.
@@ -376,7 +461,7 @@ func Kill(s *State, n *Node) error {
 func Stop(s *State, n *Node) error {
 	pid := running(s.Dir, n.Name, daemonMarker(s, n))
 	if pid == 0 {
-		return fmt.Errorf("%s's daemon does not run", n.Name)
+		return fmt.Errorf("%s's daemon does not run; `shoal playground ls%s` shows what does", n.Name, DirFlag(s.Dir))
 	}
 	return stop(pid, 15*time.Second)
 }
@@ -387,7 +472,10 @@ func Start(s *State, n *Node) error {
 	if pid := running(s.Dir, n.Name, daemonMarker(s, n)); pid != 0 {
 		return fmt.Errorf("%s's daemon already runs (pid %d)", n.Name, pid)
 	}
-	return startDaemon(s, n)
+	if !nsExists(n.NS()) {
+		return fmt.Errorf("%s's network namespace %s is gone (was the machine restarted?): `shoal playground down%s`, then up", n.Name, n.NS(), DirFlag(s.Dir))
+	}
+	return startDaemon(context.Background(), s, n)
 }
 
 // Partition pulls the node's cable: it keeps running, cut off from the
@@ -399,7 +487,7 @@ func Heal(n *Node) error { return setCable(n, true) }
 
 // Env is what points the CLI at a node, for eval.
 func Env(s *State, n *Node) string {
-	return fmt.Sprintf("export SHOAL_HOST=%s\n# Run this command to configure your shell:\n# eval $(shoal playground env %s)\n", s.Socket(n), n.Name)
+	return fmt.Sprintf("export SHOAL_HOST=%s\n# Run this command to configure your shell:\n# eval $(shoal playground%s env %s)\n", s.Socket(n), DirFlag(s.Dir), n.Name)
 }
 
 // List writes a table of the nodes: whether each daemon runs, whether its
@@ -416,7 +504,29 @@ func List(ctx context.Context, w io.Writer, s *State) error {
 	for _, r := range rows {
 		fmt.Fprintln(tw, r)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	cd := "shared, at " + s.Containerd
+	if s.PrivateContainerd {
+		cd = "the playground's own, at " + s.Containerd
+	}
+	if ctrdutil.Answers(s.Containerd) != nil {
+		cd += " (NOT ANSWERING: tasks cannot start)"
+	}
+	reg := "http://" + registryAddr
+	if running(s.Dir, "registry", registryMarker(s.Dir)) == 0 {
+		reg += " (NOT RUNNING: images cannot be pulled)"
+	}
+	_, err := fmt.Fprintf(w, "\ncontainerd: %s\nregistry:   %s\n", cd, reg)
+	return err
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 func listRow(ctx context.Context, s *State, n *Node) string {

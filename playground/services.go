@@ -23,21 +23,27 @@ import (
 const readyTimeout = 30 * time.Second
 
 // waitReady polls check until it succeeds; it fails early, with the tail of
-// the process's log, when the process exits.
-func waitReady(dir, name, marker string, check func() error) error {
+// the process's log, when the process (pid, as start returned it) exits,
+// so that an answer from another process that holds the address does not
+// count, and when ctx ends.
+func waitReady(ctx context.Context, dir, name string, pid int, check func() error) error {
 	deadline := time.Now().Add(readyTimeout)
 	for {
+		if !alive(pid) {
+			return fmt.Errorf("%s exited before it answered; the end of %s:\n%s", name, LogFile(dir, name), tail(LogFile(dir, name), 20))
+		}
 		err := check()
 		if err == nil {
 			return nil
 		}
-		if running(dir, name, marker) == 0 {
-			return fmt.Errorf("%s exited before it answered; the end of %s:\n%s", name, LogFile(dir, name), tail(LogFile(dir, name), 20))
-		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s did not answer within %s (%v); the end of %s:\n%s", name, readyTimeout, err, LogFile(dir, name), tail(LogFile(dir, name), 20))
 		}
-		time.Sleep(50 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s: %w", name, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 }
 
@@ -52,7 +58,7 @@ func containerdMarker(dir string) string {
 }
 
 // startContainerd starts the playground's own containerd.
-func startContainerd(dir string) error {
+func startContainerd(ctx context.Context, dir string) error {
 	cdir := containerdDir(dir)
 	if err := os.MkdirAll(cdir, 0o700); err != nil {
 		return err
@@ -61,10 +67,11 @@ func startContainerd(dir string) error {
 	if err := os.WriteFile(conf, []byte(ctrdutil.Config(cdir, privateSocket(dir))), 0o600); err != nil {
 		return err
 	}
-	if _, err := start(dir, "containerd", "", []string{"containerd", "--config", conf}); err != nil {
+	pid, err := start(dir, "containerd", "", []string{"containerd", "--config", conf})
+	if err != nil {
 		return err
 	}
-	return waitReady(dir, "containerd", containerdMarker(dir), func() error { return ctrdutil.Answers(privateSocket(dir)) })
+	return waitReady(ctx, dir, "containerd", pid, func() error { return ctrdutil.Answers(privateSocket(dir)) })
 }
 
 // The registry
@@ -74,7 +81,7 @@ func registryMarker(dir string) string {
 }
 
 // startRegistry runs Debian's docker-registry on rootIP, plain HTTP.
-func startRegistry(dir string) error {
+func startRegistry(ctx context.Context, dir string) error {
 	rdir := filepath.Join(dir, "registry")
 	if err := os.MkdirAll(rdir, 0o700); err != nil {
 		return err
@@ -93,11 +100,12 @@ http:
 	if err := os.WriteFile(conf, []byte(config), 0o600); err != nil {
 		return err
 	}
-	if _, err := start(dir, "registry", "", []string{"docker-registry", "serve", conf}); err != nil {
+	pid, err := start(dir, "registry", "", []string{"docker-registry", "serve", conf})
+	if err != nil {
 		return err
 	}
 	client := &http.Client{Timeout: time.Second}
-	return waitReady(dir, "registry", registryMarker(dir), func() error {
+	return waitReady(ctx, dir, "registry", pid, func() error {
 		resp, err := client.Get("http://" + registryAddr + "/v2/")
 		if err != nil {
 			return err
@@ -135,15 +143,16 @@ func pushNginx(ctx context.Context) (string, error) {
 func daemonMarker(s *State, n *Node) string { return "--data-dir " + s.DataDir(n) + " " }
 
 // startDaemon starts the node's daemon and waits until it answers.
-func startDaemon(s *State, n *Node) error {
+func startDaemon(ctx context.Context, s *State, n *Node) error {
 	if err := os.MkdirAll(s.DataDir(n), 0o700); err != nil {
 		return err
 	}
-	if _, err := start(s.Dir, n.Name, n.NS(), n.Args); err != nil {
+	pid, err := start(s.Dir, n.Name, n.NS(), n.Args)
+	if err != nil {
 		return err
 	}
-	return waitReady(s.Dir, n.Name, daemonMarker(s, n), func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	return waitReady(ctx, s.Dir, n.Name, pid, func() error {
+		ctx, cancel := context.WithTimeout(ctx, time.Second)
 		defer cancel()
 		_, err := info(ctx, s, n)
 		return err

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // The playground's LAN. One playground runs on a machine at a time: the
@@ -27,8 +28,13 @@ const (
 	// NginxImage is the image that the playground's registry holds, as
 	// Docker Hub's nginx.
 	NginxImage = "nginx"
-	// DefaultDir is where a playground keeps everything.
-	DefaultDir = "/tmp/shoal-playground"
+	// DefaultDir is where a playground keeps everything: in /run, which
+	// only root may write to and which a reboot empties, as it does the
+	// network namespaces.
+	DefaultDir = "/run/shoal-playground"
+	// recordFile names the directory of the playground that is up, for the
+	// commands that are given another one.
+	recordFile = "/run/shoal-playground.dir"
 	// MaxNodes bounds managers plus workers: addresses .11 to .210.
 	MaxNodes = 200
 )
@@ -89,7 +95,7 @@ func nodeIP(i int) string { return subnet + strconv.Itoa(10+i) }
 
 // newState lays out a playground of managers and workers: node-01 first,
 // the managers, then the workers.
-func newState(dir string, managers, workers int, bin string) (*State, error) {
+func newState(dir string, managers, workers int, bin, containerdSock string) (*State, error) {
 	if managers < 1 {
 		return nil, fmt.Errorf("--managers %d: a swarm needs at least one manager", managers)
 	}
@@ -107,14 +113,14 @@ func newState(dir string, managers, workers int, bin string) (*State, error) {
 	if long := filepath.Join(abs, "containerd", "containerd.sock.ttrpc"); len(long) >= 108 {
 		return nil, fmt.Errorf("--dir %s is too long for the unix sockets under it (%s is %d bytes; the limit is 107)", dir, long, len(long))
 	}
-	s := &State{Dir: abs}
+	s := &State{Dir: abs, Containerd: containerdSock}
 	for i := 1; i <= managers+workers; i++ {
 		n := &Node{Name: nodeName(i), IP: nodeIP(i), Manager: i <= managers}
 		n.Args = []string{bin, "daemon",
 			"--data-dir", s.DataDir(n),
 			"-H", s.Socket(n),
 			"--hostname", n.Name,
-			"--containerd-socket", "", // setContainerd fills it in
+			"--containerd-socket", containerdSock,
 			"--containerd-namespace", n.NS(),
 			"--registry-mirror", "http://" + registryAddr,
 			"--insecure-registry", registryAddr,
@@ -139,6 +145,49 @@ func (s *State) save() error {
 	return os.Rename(tmp, statePath(s.Dir))
 }
 
+// makeDir makes the playground's directory, or accepts an empty one that
+// only root can write to: the commands run as root what its files say.
+func makeDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	return checkDir(dir)
+}
+
+func checkDir(dir string) error {
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !fi.IsDir() || !ok || st.Uid != 0 || fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("%s must be a directory that only root can write to (it is %s, owner uid %d): the playground runs as root what it finds there", dir, fi.Mode(), st.Uid)
+	}
+	return nil
+}
+
+// recordDir notes that the playground in dir is up; forgetDir undoes it.
+func recordDir(dir string) error { return os.WriteFile(recordFile, []byte(dir+"\n"), 0o600) }
+
+func forgetDir(dir string) {
+	if b, err := os.ReadFile(recordFile); err == nil && strings.TrimSpace(string(b)) == dir {
+		os.Remove(recordFile)
+	}
+}
+
+// recordedDir is the directory of the playground that is up, or "".
+func recordedDir() string {
+	b, err := os.ReadFile(recordFile)
+	if err != nil {
+		return ""
+	}
+	dir := strings.TrimSpace(string(b))
+	if _, err := os.Stat(dir); err != nil {
+		return "" // removed by hand, or by a reboot
+	}
+	return dir
+}
+
 // ErrNotUp says that there is no playground in the directory.
 var ErrNotUp = errors.New("no playground is up")
 
@@ -150,14 +199,20 @@ func Load(dir string) (*State, error) {
 	}
 	b, err := os.ReadFile(statePath(abs))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%w in %s: start one with `shoal playground up`", ErrNotUp, abs)
+		if other := recordedDir(); other != "" && other != abs {
+			return nil, fmt.Errorf("%w in %s; the one up is in %s: give --dir %s", ErrNotUp, abs, other, other)
+		}
+		return nil, fmt.Errorf("%w in %s: start one with `shoal playground up%s`", ErrNotUp, abs, DirFlag(abs))
 	}
 	if err != nil {
 		return nil, err
 	}
+	if err := checkDir(abs); err != nil {
+		return nil, err
+	}
 	var s State
 	if err := json.Unmarshal(b, &s); err != nil {
-		return nil, fmt.Errorf("%s: %w (`shoal playground down` removes the playground anyway)", statePath(abs), err)
+		return nil, fmt.Errorf("%s: %w (`shoal playground down%s` removes the playground anyway)", statePath(abs), err, DirFlag(abs))
 	}
 	s.Dir = abs
 	return &s, nil

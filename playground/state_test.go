@@ -1,15 +1,19 @@
 package playground
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func TestNewStateLaysOutManagersThenWorkers(t *testing.T) {
-	s, err := newState("/tmp/pg", 3, 2, "/usr/bin/shoal")
+	s, err := newState("/tmp/pg", 3, 2, "/usr/bin/shoal", "/run/c.sock")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +33,6 @@ func TestNewStateLaysOutManagersThenWorkers(t *testing.T) {
 		}
 	}
 	n := s.Nodes[1]
-	s.setContainerd("/run/c.sock")
 	args := strings.Join(n.Args, " ")
 	for _, want := range []string{
 		"/usr/bin/shoal daemon",
@@ -62,7 +65,7 @@ func TestNewStateRefusesWhatCannotWork(t *testing.T) {
 		{100, 101, "/tmp/pg", "at most 200"},
 		{1, 0, "/tmp/" + strings.Repeat("d", 90), "too long"},
 	} {
-		_, err := newState(c.dir, c.managers, c.workers, "shoal")
+		_, err := newState(c.dir, c.managers, c.workers, "shoal", "/run/c.sock")
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%d managers, %d workers, dir of %d bytes: got %v, want an error with %q", c.managers, c.workers, len(c.dir), err, c.want)
 		}
@@ -70,15 +73,18 @@ func TestNewStateRefusesWhatCannotWork(t *testing.T) {
 }
 
 func TestStateRoundTripsAndFindsNodes(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("Load accepts only directories that root owns; run as root")
+	}
 	dir := t.TempDir()
 	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), "playground up") {
 		t.Errorf("Load of an empty dir: got %v, want a hint to run up", err)
 	}
-	s, err := newState(dir, 1, 1, "shoal")
+	s, err := newState(dir, 1, 1, "shoal", "/x.sock")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.Containerd, s.PrivateContainerd = "/x.sock", true
+	s.PrivateContainerd = true
 	if err := s.save(); err != nil {
 		t.Fatal(err)
 	}
@@ -111,5 +117,55 @@ func TestAliveTellsZombiesFromTheLiving(t *testing.T) {
 	}
 	if alive(1 << 30) {
 		t.Error("a PID that cannot exist is alive")
+	}
+	// A child that exited and was not waited for is a zombie.
+	cmd := exec.Command("true")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	deadline := time.Now().Add(10 * time.Second)
+	for alive(cmd.Process.Pid) {
+		if time.Now().After(deadline) {
+			t.Fatal("an exited child still counts as alive after 10 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", cmd.Process.Pid)); err != nil || !strings.Contains(string(b), ") Z") {
+		t.Errorf("the child is not a zombie (%q, %v): the test proves nothing", b, err)
+	}
+}
+
+func TestRunningFindsItsProcessByPIDFileAndMarker(t *testing.T) {
+	dir := t.TempDir()
+	pid, err := start(dir, "sleeper", "", []string{"sleep", "30"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+	if got := running(dir, "sleeper", "sleep 30"); got != pid {
+		t.Errorf("running with the right marker: %d, want %d", got, pid)
+	}
+	// A reused PID: the file names a process that is not ours.
+	if got := running(dir, "sleeper", "shoal daemon"); got != 0 {
+		t.Errorf("running with another marker: %d, want 0", got)
+	}
+	if got := running(dir, "nobody", "sleep"); got != 0 {
+		t.Errorf("running without a PID file: %d, want 0", got)
+	}
+	if err := stop(pid, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got := running(dir, "sleeper", "sleep 30"); got != 0 {
+		t.Errorf("running after stop: %d, want 0", got)
+	}
+	if !strings.Contains(tail(LogFile(dir, "sleeper"), 5), "sleep 30") {
+		t.Errorf("the log does not start with the command line: %q", tail(LogFile(dir, "sleeper"), 5))
+	}
+}
+
+func TestUnescapeMount(t *testing.T) {
+	if got := unescapeMount(`/run/my\040dir/a\134b`); got != `/run/my dir/a\b` {
+		t.Errorf("got %q", got)
 	}
 }

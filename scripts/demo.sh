@@ -30,6 +30,6 @@ cat <<EOM
 
 The dashboard: http://10.77.0.11:8080/ (from this machine; every node serves one at its address)
 The CLI talks to node-01 with: eval \$($SHOAL playground env node-01)
-Kill the leader and watch:     $SHOAL playground kill node-01; $SHOAL -H unix:///tmp/shoal-playground/node-02.sock raft status
+Kill the leader and watch:     $SHOAL playground kill node-01; $SHOAL -H unix:///run/shoal-playground/node-02.sock raft status
 Tear it down:                  $SHOAL playground down   (or: make demo-down)
 EOM

@@ -30,7 +30,7 @@ func newPlaygroundCommand(c *cli) *cobra.Command {
 }
 
 func newPlaygroundUpCommand(c *cli, dir *string) *cobra.Command {
-	o := playground.Options{Managers: 3, Workers: 1, Containerd: playground.DefaultContainerd}
+	o := playground.DefaultOptions()
 	cmd := &cobra.Command{
 		Use:   "up [OPTIONS]",
 		Short: "Start a playground: containerd, a registry with nginx, and the nodes in a swarm",
@@ -50,26 +50,26 @@ func newPlaygroundUpCommand(c *cli, dir *string) *cobra.Command {
 			if err := playground.List(cmd.Context(), c.out, s); err != nil {
 				return err
 			}
-			first := s.Nodes[0]
+			first, pg := s.Nodes[0], "shoal playground"+playground.DirFlag(s.Dir)
 			if o.NoSwarm {
 				fmt.Fprintf(c.out, `
 The daemons run, in no swarm yet. Make one, as in Docker's swarm tutorial:
-  eval $(shoal playground env %[1]s)
+  eval $(%[4]s env %[1]s)
   shoal swarm init --advertise-addr %[2]s
 then join the others with the command it prints, on each node:
   shoal -H %[3]s swarm join --token ... %[2]s:2377
-Remove:    shoal playground down
-`, first.Name, first.IP, s.Socket(s.Nodes[len(s.Nodes)-1]))
+Remove:    %[4]s down
+`, first.Name, first.IP, s.Socket(s.Nodes[len(s.Nodes)-1]), pg)
 				return nil
 			}
 			fmt.Fprintf(c.out, `
 Point the CLI at a node (managers take cluster commands):
-  eval $(%[1]s playground env %[2]s)        or: %[1]s -H %[3]s node ls
-Dashboard: %[4]s (every node serves one)
-Try:       %[1]s service create --name nginx --replicas 8 nginx
-           %[1]s playground kill %[2]s       then: %[1]s raft status, %[1]s events
-Remove:    %[1]s playground down
-`, "shoal", first.Name, s.Socket(first), first.Dashboard())
+  eval $(%[4]s env %[1]s)        or: shoal -H %[2]s node ls
+Dashboard: %[3]s (every node serves one)
+Try:       shoal service create --name nginx --replicas 8 nginx
+           %[4]s kill %[1]s       then: shoal raft status, shoal events
+Remove:    %[4]s down
+`, first.Name, s.Socket(first), first.Dashboard(), pg)
 			return nil
 		},
 	}

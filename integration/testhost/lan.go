@@ -17,7 +17,7 @@ import (
 
 const (
 	// NSPrefix starts the name of every namespace this package makes; Sweep
-	// removes stale ones by it. Other tools (scripts/demo.sh) must not use it.
+	// removes stale ones by it. Other tools (the playground) must not use it.
 	NSPrefix = "sht"
 	netnsDir = "/var/run/netns"
 	bridge   = "br0"

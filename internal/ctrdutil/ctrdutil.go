@@ -14,7 +14,9 @@ import (
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/images"
+	"github.com/containerd/containerd/v2/core/leases"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/errdefs"
 )
 
 // RemoveNamespace kills and deletes every container of a containerd
@@ -125,8 +127,9 @@ disabled_plugins = [
 }
 
 // DeleteNamespace empties a containerd namespace and deletes it: its
-// containers (RemoveNamespace), its images, whose content and snapshots
-// containerd then collects, its leases, and the namespace itself.
+// containers (RemoveNamespace), its leases (a pull cut short leaves one),
+// its images, whose content and snapshots containerd then collects, and
+// the namespace itself. A namespace that does not exist is not an error.
 func DeleteNamespace(socket, ns string) error {
 	if err := RemoveNamespace(socket, ns); err != nil {
 		return err
@@ -138,6 +141,15 @@ func DeleteNamespace(socket, ns string) error {
 		return err
 	}
 	defer c.Close()
+	ls, err := c.LeasesService().List(ctx)
+	if err != nil {
+		return err
+	}
+	for _, l := range ls {
+		if err := c.LeasesService().Delete(ctx, l, leases.SynchronousDelete); err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("lease %s: %w", l.ID, err)
+		}
+	}
 	imgs, err := c.ImageService().List(ctx)
 	if err != nil {
 		return err
@@ -147,20 +159,11 @@ func DeleteNamespace(socket, ns string) error {
 		if i == len(imgs)-1 {
 			opts = append(opts, images.SynchronousDelete()) // collect once, after the last
 		}
-		if err := c.ImageService().Delete(ctx, img.Name, opts...); err != nil {
+		if err := c.ImageService().Delete(ctx, img.Name, opts...); err != nil && !errdefs.IsNotFound(err) {
 			return fmt.Errorf("image %s: %w", img.Name, err)
 		}
 	}
-	leases, err := c.LeasesService().List(ctx)
-	if err != nil {
-		return err
-	}
-	for _, l := range leases {
-		if err := c.LeasesService().Delete(ctx, l); err != nil {
-			return fmt.Errorf("lease %s: %w", l.ID, err)
-		}
-	}
-	if err := c.NamespaceService().Delete(ctx, ns); err != nil {
+	if err := c.NamespaceService().Delete(ctx, ns); err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("containerd namespace %s still holds something (see ctr -a %s -n %s containers ls, snapshots ls): %w", ns, socket, ns, err)
 	}
 	return nil

@@ -1,6 +1,7 @@
-// Package imagebuild builds shoal's test images from this machine's own
-// binaries, with no image from outside: NginxImage (nginx serving
-// NginxIndex on port 80) and ShellImage (dash, sleep, true, false). Each is
+// Package imagebuild builds the images that shoal's tests and playground
+// run, from this machine's own binaries, with no image from outside:
+// Lookup("nginx") (nginx serving NginxIndex on port 80) and Lookup("shell")
+// (dash, sleep, true, false). Each is
 // one layer of files copied from this machine with the libraries ldd lists,
 // stamped with a fixed time, so that the same machine always builds the same
 // digests.
