@@ -298,3 +298,33 @@ func nodeState(on func(string, ...string) (string, error), via, node, want strin
 	}
 	return fmt.Errorf("%s is not in node ls:\n%s", node, out)
 }
+
+// make demo, the README's main command: its script brings a playground up
+// with nginx x8 running, and says where the dashboard is.
+func TestDemoScript(t *testing.T) {
+	p := newPlaygroundRun(t)
+	p.dir = "/run/shoal-playground" // the script uses the default directory
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "../scripts/demo.sh")
+	cmd.Env = append(os.Environ(), "SHOAL_BIN="+p.bin)
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("scripts/demo.sh: %v\n%s", err, out)
+	}
+	t.Logf("scripts/demo.sh took %s", time.Since(start).Round(10*time.Millisecond))
+	for _, want := range []string{"verify: Service converged", "http://10.77.0.11:8080/", "node-04"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("the demo's output lacks %q:\n%s", want, out)
+		}
+	}
+	ps, err := p.on("node-01", "service", "ps", "nginx", "--filter", "desired-state=running", "--format", "{{.CurrentState}}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(ps, "Running"); n != 8 {
+		t.Errorf("%d nginx tasks running after the demo, want 8:\n%s", n, ps)
+	}
+	p.down()
+}
