@@ -1,8 +1,10 @@
 package manager
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"regexp"
 	"strings"
 	"time"
@@ -72,6 +74,37 @@ func validateSpec(spec *api.ServiceSpec) error {
 	}
 	if spec.Container.StopGracePeriodNs == 0 {
 		spec.Container.StopGracePeriodNs = int64(defaultStopGrace)
+	}
+	return validatePorts(spec.Container.Ports)
+}
+
+// validatePorts checks published ports and fills in the protocol. Only
+// host mode is built: a port opens on each node that runs a task.
+func validatePorts(ports []*api.PortConfig) error {
+	seen := map[string]bool{}
+	for _, p := range ports {
+		if p.Protocol == "" {
+			p.Protocol = "tcp"
+		}
+		if p.Protocol != "tcp" && p.Protocol != "udp" {
+			return status.Errorf(codes.InvalidArgument, "invalid protocol %q of published port %d: use tcp or udp", p.Protocol, p.Published)
+		}
+		if p.Target == 0 || p.Target > 65535 {
+			return status.Errorf(codes.InvalidArgument, "invalid target port %d: use 1 to 65535", p.Target)
+		}
+		if p.Mode != api.PortConfig_HOST {
+			return status.Errorf(codes.InvalidArgument,
+				"shoal has no routing mesh (ingress mode) yet: publish port %d on the nodes that run the tasks with --publish mode=host,published=%d,target=%d",
+				p.Target, cmp.Or(p.Published, p.Target), p.Target)
+		}
+		if p.Published == 0 || p.Published > 65535 {
+			return status.Errorf(codes.InvalidArgument, "host-mode port %d/%s needs a published port from 1 to 65535", p.Target, p.Protocol)
+		}
+		key := fmt.Sprintf("%d/%s", p.Published, p.Protocol)
+		if seen[key] {
+			return status.Errorf(codes.InvalidArgument, "port %s is published twice", key)
+		}
+		seen[key] = true
 	}
 	return nil
 }

@@ -30,8 +30,8 @@ type Filter struct {
 }
 
 // DefaultFilters returns the filters Schedule applies, in order: the node
-// is ready, then its availability is active. Constraints and resources
-// will follow them here.
+// is ready, its availability is active, and no task on it holds a host-mode
+// port the task publishes. Constraints and resources will follow them here.
 func DefaultFilters() []Filter {
 	return []Filter{
 		{
@@ -45,6 +45,18 @@ func DefaultFilters() []Filter {
 			Check:    func(_ *api.Task, n *NodeInfo) bool { return n.Availability == api.NodeAvailability_ACTIVE },
 			NodeOnly: true,
 			Explain:  func(nodes int) string { return countNodes(nodes) + " not available for new tasks" },
+		},
+		{
+			Name: "host-port",
+			Check: func(t *api.Task, n *NodeInfo) bool {
+				for _, p := range HostPorts(t) {
+					if n.HostPorts[p] {
+						return false
+					}
+				}
+				return true
+			},
+			Explain: func(nodes int) string { return "host-mode port already in use on " + countNodes(nodes) },
 		},
 	}
 }

@@ -3,6 +3,7 @@ package scheduler
 import (
 	"cmp"
 	"container/heap"
+	"fmt"
 	"slices"
 
 	"github.com/shoal-dev/shoal/api"
@@ -17,6 +18,10 @@ type NodeInfo struct {
 	// ID. Schedule keeps it up to date as it places tasks; nil is empty.
 	ServiceTasks map[string]int
 	Tasks        int // all active tasks on the node
+	// HostPorts holds the host-mode ports ("8080/tcp") that tasks on the
+	// node hold: every task there that has not ended, whatever its desired
+	// state. Schedule adds the ports of the tasks it places; nil is none.
+	HostPorts map[string]bool
 }
 
 // Placement is one decision: run task TaskID on node NodeID.
@@ -167,15 +172,34 @@ func (b *batch) placeRun(run []*api.Task, placed []Placement, unplaced []Unplace
 
 	// The run works on the candidates' copies of the counts and writes
 	// them back at the end; the winner is always at the top of the heap.
+	// A node takes at most one task that publishes host ports: it leaves
+	// the heap, and tasks left without a candidate stay pending.
+	ports := HostPorts(first)
+	var full []candidate
 	heap.Init(h)
 	for _, t := range run {
+		if len(h.items) == 0 {
+			unplaced = append(unplaced, Unplaced{TaskID: t.GetId(), Reason: b.explain(t)})
+			continue
+		}
 		best := &h.items[0]
-		placed = append(placed, Placement{TaskID: t.GetId(), NodeID: b.nodes[best.node].ID})
+		n := b.nodes[best.node]
+		placed = append(placed, Placement{TaskID: t.GetId(), NodeID: n.ID})
 		best.service++
 		best.total++
-		heap.Fix(h, 0)
+		if len(ports) == 0 {
+			heap.Fix(h, 0)
+			continue
+		}
+		if n.HostPorts == nil {
+			n.HostPorts = make(map[string]bool)
+		}
+		for _, p := range ports {
+			n.HostPorts[p] = true
+		}
+		full = append(full, heap.Pop(h).(candidate))
 	}
-	for _, c := range h.items {
+	for _, c := range append(h.items, full...) {
 		n := b.nodes[c.node]
 		if c.total == n.Tasks {
 			continue // nothing placed here
@@ -267,11 +291,30 @@ func NodeInfos(nodes []*api.Node, tasks []*api.Task) []*NodeInfo {
 	}
 	for _, t := range tasks {
 		info := byID[t.GetNodeId()]
-		if info == nil || !Active(t) {
+		if info == nil || t.GetStatus().GetState() > api.TaskState_RUNNING {
 			continue
 		}
-		info.ServiceTasks[t.GetServiceId()]++
-		info.Tasks++
+		for _, p := range HostPorts(t) {
+			if info.HostPorts == nil {
+				info.HostPorts = make(map[string]bool)
+			}
+			info.HostPorts[p] = true
+		}
+		if Active(t) {
+			info.ServiceTasks[t.GetServiceId()]++
+			info.Tasks++
+		}
 	}
 	return infos
+}
+
+// HostPorts lists the host-mode ports task t publishes, as "8080/tcp".
+func HostPorts(t *api.Task) []string {
+	var out []string
+	for _, p := range t.GetSpec().GetPorts() {
+		if p.GetMode() == api.PortConfig_HOST {
+			out = append(out, fmt.Sprintf("%d/%s", p.GetPublished(), cmp.Or(p.GetProtocol(), "tcp")))
+		}
+	}
+	return out
 }

@@ -26,7 +26,8 @@ func TestExplain(t *testing.T) {
 		{"many unavailable", []int{0, 1000}, "no suitable node (1000 nodes not available for new tasks)"},
 		{"most first", []int{1, 2}, "no suitable node (2 nodes not available for new tasks; 1 node down)"},
 		{"ties keep filter order", []int{3, 3}, "no suitable node (3 nodes down; 3 nodes not available for new tasks)"},
-		{"extra counts ignored", []int{1, 0, 7}, "no suitable node (1 node down)"},
+		{"extra counts ignored", []int{1, 0, 0, 7}, "no suitable node (1 node down)"},
+		{"host ports", []int{0, 0, 2}, "no suitable node (host-mode port already in use on 2 nodes)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -358,5 +359,59 @@ func benchmarkSchedule(b *testing.B, numNodes, numTasks, numServices int) {
 		if len(placed) != numTasks || len(unplaced) != 0 {
 			b.Fatalf("placed %d, unplaced %d", len(placed), len(unplaced))
 		}
+	}
+}
+
+func withHostPort(t *api.Task, published uint32) *api.Task {
+	t.Spec = &api.ContainerSpec{Ports: []*api.PortConfig{{Target: 80, Published: published, Protocol: "tcp", Mode: api.PortConfig_HOST}}}
+	return t
+}
+
+// A host-mode port opens on the node that runs the task, so a node takes at
+// most one task publishing it, counting the tasks it already runs; the rest
+// stay pending with Swarm's reason.
+func TestHostPortsOnePerNode(t *testing.T) {
+	nodes := []*NodeInfo{
+		{ID: "n1", State: api.NodeState_READY},
+		{ID: "n2", State: api.NodeState_READY, HostPorts: map[string]bool{"8080/tcp": true}}, // another service holds it
+		{ID: "n3", State: api.NodeState_READY},
+		{ID: "n4", State: api.NodeState_READY, HostPorts: map[string]bool{"8080/udp": true}}, // another protocol
+	}
+	tasks := []*api.Task{
+		withHostPort(newTask("w1", "web", 1), 8080),
+		withHostPort(newTask("w2", "web", 2), 8080),
+		withHostPort(newTask("w3", "web", 3), 8080),
+		withHostPort(newTask("w4", "web", 4), 8080),
+		withHostPort(newTask("o1", "other", 1), 9090), // a free port: n1 is not out for it
+	}
+	placed, unplaced := Schedule(nodes, tasks)
+	wantPlaced := []Placement{{"o1", "n1"}, {"w1", "n3"}, {"w2", "n4"}, {"w3", "n1"}}
+	wantUnplaced := []Unplaced{{"w4", "no suitable node (host-mode port already in use on 4 nodes)"}}
+	if !reflect.DeepEqual(placed, wantPlaced) {
+		t.Errorf("placed = %v, want %v", placed, wantPlaced)
+	}
+	if !reflect.DeepEqual(unplaced, wantUnplaced) {
+		t.Errorf("unplaced = %v, want %v", unplaced, wantUnplaced)
+	}
+	for _, n := range []*NodeInfo{nodes[0], nodes[2], nodes[3]} {
+		if !n.HostPorts["8080/tcp"] {
+			t.Errorf("%s: the placed task's port is not marked as held: %v", n.ID, n.HostPorts)
+		}
+	}
+}
+
+func TestNodeInfosHostPortsHeldUntilTheTaskEnds(t *testing.T) {
+	nodes := []*api.Node{{Id: "n1", State: api.NodeState_READY}, {Id: "n2", State: api.NodeState_READY}}
+	stopping := withHostPort(&api.Task{NodeId: "n1", DesiredState: api.TaskState_SHUTDOWN, Status: &api.TaskStatus{State: api.TaskState_RUNNING}}, 8080)
+	ended := withHostPort(&api.Task{NodeId: "n2", DesiredState: api.TaskState_RUNNING, Status: &api.TaskStatus{State: api.TaskState_FAILED}}, 8080)
+	infos := NodeInfos(nodes, []*api.Task{stopping, ended})
+	if !infos[0].HostPorts["8080/tcp"] {
+		t.Error("a task being stopped but still running does not hold its port")
+	}
+	if infos[1].HostPorts["8080/tcp"] {
+		t.Error("an ended task still holds its port")
+	}
+	if infos[0].Tasks != 0 {
+		t.Errorf("a task being stopped counts toward the load: %d", infos[0].Tasks)
 	}
 }

@@ -42,6 +42,7 @@ type createOptions struct {
 	restartAttempts  uint64
 	restartWindow    duration
 	stopGrace        duration
+	publish          portList
 	wait             waitOptions
 }
 
@@ -88,6 +89,7 @@ func newServiceCreateCommand(c *cli) *cobra.Command {
 	flags.Uint64Var(&opts.restartAttempts, "restart-max-attempts", 0, "Maximum number of restarts before giving up (0: no limit)")
 	flags.Var(&opts.restartWindow, "restart-window", "Window used to evaluate the restart policy (ns|us|ms|s|m|h) (0: unbounded)")
 	flags.Var(&opts.stopGrace, "stop-grace-period", "Time to wait before force killing a container (ns|us|ms|s|m|h)")
+	flags.VarP(&opts.publish, "publish", "p", "Publish a port as a node port (published=P,target=T,mode=host)")
 	addWaitFlags(flags, &opts.wait)
 	flags.BoolVarP(&opts.wait.quiet, "quiet", "q", false, "Suppress progress output")
 	return cmd
@@ -104,6 +106,7 @@ func (o *createOptions) spec(args []string) *api.ServiceSpec {
 		Args:              args[1:],
 		Env:               o.env,
 		StopGracePeriodNs: int64(o.stopGrace),
+		Ports:             o.publish,
 	}
 	if len(container.Args) == 0 {
 		container.Args = nil

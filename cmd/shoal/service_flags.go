@@ -5,10 +5,12 @@ package main
 // reaches the daemon, as with Docker's typed options.
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -191,4 +193,84 @@ func (f filterValue) Set(v string) error {
 	}
 	f[key] = append(f[key], value)
 	return nil
+}
+
+// portList collects --publish values, in Docker's two forms: the short
+// PUBLISHED:TARGET[/PROTOCOL], and the long
+// published=P,target=T[,protocol=tcp|udp][,mode=ingress|host]. The mode is
+// ingress unless given, as in Docker; the daemon says what it supports.
+type portList []*api.PortConfig
+
+func (l *portList) String() string { return portsText(*l) }
+func (l *portList) Type() string   { return "port" }
+
+func (l *portList) Set(v string) error {
+	p := &api.PortConfig{}
+	if strings.Contains(v, "=") {
+		for _, field := range strings.Split(v, ",") {
+			key, val, ok := strings.Cut(field, "=")
+			if !ok {
+				return fmt.Errorf("invalid field %q in %q: use key=value", field, v)
+			}
+			var err error
+			switch strings.ToLower(strings.TrimSpace(key)) {
+			case "published":
+				p.Published, err = parsePort(val)
+			case "target":
+				p.Target, err = parsePort(val)
+			case "protocol":
+				p.Protocol = strings.ToLower(val)
+			case "mode":
+				switch strings.ToLower(val) {
+				case "ingress":
+					p.Mode = api.PortConfig_INGRESS
+				case "host":
+					p.Mode = api.PortConfig_HOST
+				default:
+					return fmt.Errorf("invalid publish mode %q: use ingress or host", val)
+				}
+			default:
+				return fmt.Errorf("invalid field key %q in %q: use published, target, protocol or mode", key, v)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		if p.Target == 0 {
+			return fmt.Errorf("missing target port in %q: add target=PORT", v)
+		}
+	} else {
+		ports, proto, _ := strings.Cut(v, "/")
+		published, target, ok := strings.Cut(ports, ":")
+		if !ok {
+			return fmt.Errorf("invalid port %q: use PUBLISHED:TARGET[/PROTOCOL], or published=P,target=T,mode=host", v)
+		}
+		var err error
+		if p.Published, err = parsePort(published); err != nil {
+			return err
+		}
+		if p.Target, err = parsePort(target); err != nil {
+			return err
+		}
+		p.Protocol = strings.ToLower(proto)
+	}
+	*l = append(*l, p)
+	return nil
+}
+
+func parsePort(s string) (uint32, error) {
+	n, err := strconv.ParseUint(strings.TrimSpace(s), 10, 16)
+	if err != nil || n == 0 {
+		return 0, fmt.Errorf("invalid port %q: use a number from 1 to 65535", s)
+	}
+	return uint32(n), nil
+}
+
+// portsText is the PORTS column: "*:8080->80/tcp", comma separated.
+func portsText(ports []*api.PortConfig) string {
+	out := make([]string, 0, len(ports))
+	for _, p := range ports {
+		out = append(out, fmt.Sprintf("*:%d->%d/%s", p.GetPublished(), p.GetTarget(), cmp.Or(p.GetProtocol(), "tcp")))
+	}
+	return strings.Join(out, ",")
 }

@@ -229,6 +229,9 @@ func newTaskRow(t *api.Task, name, node string, trunc bool) taskRow {
 	if taskErr != "" {
 		row.Error = `"` + taskErr + `"`
 	}
+	if st.GetState() == api.TaskState_RUNNING {
+		row.Ports = portsText(t.GetSpec().GetPorts()) // host mode: open on the task's node
+	}
 	return row
 }
 

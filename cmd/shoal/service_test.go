@@ -277,6 +277,11 @@ func TestServiceCreateBadFlags(t *testing.T) {
 		{[]string{"--label", "=x"}, `invalid argument "=x" for "-l, --label" flag: invalid label "=x": the key is empty`},
 		{[]string{"--entrypoint", `sh -c "echo`}, `invalid argument "sh -c \"echo" for "--entrypoint" flag: unterminated quote or escape`},
 		{[]string{"--replicas", "-1"}, `invalid argument "-1" for "--replicas" flag: strconv.ParseUint: parsing "-1": invalid syntax`},
+		{[]string{"-p", "8080"}, `invalid argument "8080" for "-p, --publish" flag: invalid port "8080": use PUBLISHED:TARGET[/PROTOCOL], or published=P,target=T,mode=host`},
+		{[]string{"-p", "8080:http"}, `invalid argument "8080:http" for "-p, --publish" flag: invalid port "http": use a number from 1 to 65535`},
+		{[]string{"-p", "published=8080,mode=host"}, `invalid argument "published=8080,mode=host" for "-p, --publish" flag: missing target port in "published=8080,mode=host": add target=PORT`},
+		{[]string{"-p", "target=80,mode=bridge"}, `invalid argument "target=80,mode=bridge" for "-p, --publish" flag: invalid publish mode "bridge": use ingress or host`},
+		{[]string{"-p", "target=80,color=red"}, `invalid argument "target=80,color=red" for "-p, --publish" flag: invalid field key "color" in "target=80,color=red": use published, target, protocol or mode`},
 	} {
 		r := shoal(t, host, append(append([]string{"service", "create", "-d"}, tc.args...), "nginx")...)
 		want := tc.want + "\nSee 'shoal service create --help'.\n"
@@ -286,6 +291,28 @@ func TestServiceCreateBadFlags(t *testing.T) {
 	}
 	if n := len(f.requests("CreateService")); n != 0 {
 		t.Errorf("bad flags reached the daemon: %d CreateService calls", n)
+	}
+}
+
+func TestServiceCreatePublish(t *testing.T) {
+	f := newFakeDaemon()
+	host := f.serve(t)
+	mustShoal(t, host, "service", "create", "-d", "-p", "8080:80", "--publish", "published=53,target=5353,protocol=UDP,mode=host", "nginx")
+	want := []*api.PortConfig{
+		{Published: 8080, Target: 80},
+		{Published: 53, Target: 5353, Protocol: "udp", Mode: api.PortConfig_HOST},
+	}
+	got := f.requests("CreateService")[0].(*api.CreateServiceRequest).GetSpec().GetContainer().GetPorts()
+	if len(got) != len(want) {
+		t.Fatalf("create sent ports %v, want %v", got, want)
+	}
+	for i := range want {
+		if !proto.Equal(got[i], want[i]) {
+			t.Errorf("port %d: sent %v, want %v", i, got[i], want[i])
+		}
+	}
+	if s := portsText(want); s != "*:8080->80/tcp,*:53->5353/udp" {
+		t.Errorf("PORTS column: %q", s)
 	}
 }
 

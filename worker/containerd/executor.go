@@ -241,7 +241,7 @@ func (e *Executor) Start(ctx context.Context, t *api.Task) (_ worker.Started, er
 		}
 	}()
 	subnet := labels[labelSubnet]
-	addr, err := e.net.add(ctx, t.Id, subnet, task.Pid())
+	addr, err := e.net.add(ctx, t.Id, subnet, task.Pid(), t.GetSpec().GetPorts())
 	if err != nil {
 		return worker.Started{}, fmt.Errorf("start %s: network: %w", t.Id, err)
 	}

@@ -1,6 +1,7 @@
 package containerd
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/types"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/shoal-dev/shoal/api"
 	"golang.org/x/sys/unix"
 )
 
@@ -100,10 +102,22 @@ func runtimeConf(taskID, netns string) *libcni.RuntimeConf {
 	return &libcni.RuntimeConf{ContainerID: taskID, NetNS: netns, IfName: containerIf}
 }
 
+// portMappings is the portmap plugin's capability argument for the task's
+// host-mode ports: each opens on every address of the node.
+func portMappings(ports []*api.PortConfig) []map[string]any {
+	var out []map[string]any
+	for _, p := range ports {
+		if p.GetMode() == api.PortConfig_HOST {
+			out = append(out, map[string]any{"hostPort": p.GetPublished(), "containerPort": p.GetTarget(), "protocol": cmp.Or(p.GetProtocol(), "tcp")})
+		}
+	}
+	return out
+}
+
 // add pins the network namespace of the task's process pid and connects it
-// to the bridge. It returns the task's IPv4 address. On failure it undoes
-// what it did.
-func (n *network) add(ctx context.Context, taskID, subnet string, pid uint32) (addr string, err error) {
+// to the bridge, with its host-mode ports published. It returns the task's
+// IPv4 address. On failure it undoes what it did.
+func (n *network) add(ctx context.Context, taskID, subnet string, pid uint32, ports []*api.PortConfig) (addr string, err error) {
 	list, err := n.confList(subnet)
 	if err != nil {
 		return "", err
@@ -119,7 +133,11 @@ func (n *network) add(ctx context.Context, taskID, subnet string, pid uint32) (a
 			}
 		}
 	}()
-	res, err := n.cni.AddNetworkList(ctx, list, runtimeConf(taskID, path))
+	rt := runtimeConf(taskID, path)
+	if pm := portMappings(ports); len(pm) > 0 {
+		rt.CapabilityArgs = map[string]any{"portMappings": pm}
+	}
+	res, err := n.cni.AddNetworkList(ctx, list, rt)
 	if err != nil {
 		return "", fmt.Errorf("CNI: %w", err)
 	}
@@ -158,9 +176,12 @@ func (n *network) del(ctx context.Context, taskID, subnet string) error {
 		netns = path
 	}
 	rt := runtimeConf(taskID, netns)
-	list, err := n.cachedConfList(rt)
+	list, cached, err := n.cachedConfList(rt)
 	if err != nil {
 		return err
+	}
+	if cached != nil {
+		rt.CapabilityArgs = cached.CapabilityArgs // the ports portmap must unpublish
 	}
 	if list == nil && subnet != "" {
 		if list, err = n.confList(subnet); err != nil {
@@ -175,13 +196,16 @@ func (n *network) del(ctx context.Context, taskID, subnet string) error {
 	return unpinNetNS(path)
 }
 
-func (n *network) cachedConfList(rt *libcni.RuntimeConf) (*libcni.NetworkConfigList, error) {
+// cachedConfList returns the configuration and runtime settings the task
+// was added with, as libcni cached them; nil when there are none.
+func (n *network) cachedConfList(rt *libcni.RuntimeConf) (*libcni.NetworkConfigList, *libcni.RuntimeConf, error) {
 	// Only the name of the list matters to find the cache entry.
-	b, _, err := n.cni.GetNetworkListCachedConfig(&libcni.NetworkConfigList{Name: networkName}, rt)
+	b, cached, err := n.cni.GetNetworkListCachedConfig(&libcni.NetworkConfigList{Name: networkName}, rt)
 	if err != nil || b == nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return libcni.NetworkConfFromBytes(b)
+	list, err := libcni.NetworkConfFromBytes(b)
+	return list, cached, err
 }
 
 // pinNetNS bind-mounts the network namespace of process pid on path, so

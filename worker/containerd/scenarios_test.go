@@ -352,7 +352,7 @@ func startResumesAfterACrashMidStart(t *testing.T, cc childConfig) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	first, err := e.net.add(ctx, task.Id, nodeSubnet, created.Pid())
+	first, err := e.net.add(ctx, task.Id, nodeSubnet, created.Pid(), nil)
 	if err != nil {
 		t.Fatalf("CNI ADD: %v", err)
 	}
