@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -76,6 +77,19 @@ type serviceSpecJSON struct {
 	Labels       map[string]string
 	TaskTemplate taskTemplateJSON
 	Mode         serviceModeJSON
+	EndpointSpec *endpointSpecJSON `json:",omitempty"`
+}
+
+// endpointSpecJSON holds the published ports, where Docker keeps them.
+type endpointSpecJSON struct {
+	Ports []portJSON
+}
+
+type portJSON struct {
+	Protocol      string
+	TargetPort    uint32
+	PublishedPort uint32
+	PublishMode   string // ingress, host
 }
 
 type taskTemplateJSON struct {
@@ -139,9 +153,22 @@ func newServiceJSON(s *api.Service) serviceJSON {
 					Window:      time.Duration(r.GetWindowNs()),
 				},
 			},
-			Mode: serviceModeJSON{Replicated: replicatedJSON{Replicas: spec.GetReplicas()}},
+			Mode:         serviceModeJSON{Replicated: replicatedJSON{Replicas: spec.GetReplicas()}},
+			EndpointSpec: endpointSpec(c.GetPorts()),
 		},
 	}
+}
+
+func endpointSpec(ports []*api.PortConfig) *endpointSpecJSON {
+	if len(ports) == 0 {
+		return nil
+	}
+	e := &endpointSpecJSON{}
+	for _, p := range ports {
+		e.Ports = append(e.Ports, portJSON{Protocol: cmp.Or(p.GetProtocol(), "tcp"), TargetPort: p.GetTarget(),
+			PublishedPort: p.GetPublished(), PublishMode: strings.ToLower(p.GetMode().String())})
+	}
+	return e
 }
 
 // writeServicePretty prints a service as `docker service inspect --pretty`
@@ -175,6 +202,13 @@ func writeServicePretty(w io.Writer, s serviceJSON) {
 	}
 	if len(cs.Env) > 0 {
 		fmt.Fprintf(w, " Env:\t\t%s \n", strings.Join(cs.Env, " "))
+	}
+	if s.Spec.EndpointSpec != nil {
+		fmt.Fprintln(w, "Ports:")
+		for _, p := range s.Spec.EndpointSpec.Ports {
+			fmt.Fprintf(w, " PublishedPort = %d\n  Protocol = %s\n  TargetPort = %d\n  PublishMode = %s\n",
+				p.PublishedPort, p.Protocol, p.TargetPort, p.PublishMode)
+		}
 	}
 	fmt.Fprintln(w)
 }

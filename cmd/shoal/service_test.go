@@ -41,6 +41,7 @@ func serviceFixture() *fakeDaemon {
 		service(idWeb, "web", 3, 4, &api.ContainerSpec{
 			Image: "nginx:1.27", Args: []string{"nginx", "-g", "daemon off;"},
 			Env: []string{"MODE=prod", "DEBUG"}, StopGracePeriodNs: int64(10 * time.Second),
+			Ports: []*api.PortConfig{{Published: 8080, Target: 80, Protocol: "tcp", Mode: api.PortConfig_HOST}},
 		}),
 		service(idCache10, "cache-10", 0, 2, &api.ContainerSpec{Image: "docker.io/library/redis:7"}),
 		service(idAPI, "api", 2, 1, &api.ContainerSpec{Image: apiImage, Command: []string{"/bin/api", "--serve"}}),
