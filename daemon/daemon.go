@@ -16,10 +16,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"google.golang.org/grpc"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"google.golang.org/grpc"
+
 	"github.com/shoal-dev/shoal/api"
 	"github.com/shoal-dev/shoal/manager"
 	"github.com/shoal-dev/shoal/pki"

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
+
 	"github.com/shoal-dev/shoal/internal/ctrdutil"
 )
 

@@ -13,8 +13,9 @@ import (
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/types"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
-	"github.com/shoal-dev/shoal/api"
 	"golang.org/x/sys/unix"
+
+	"github.com/shoal-dev/shoal/api"
 )
 
 const (
