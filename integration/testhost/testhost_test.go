@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-dev/shoal/integration/clustertest"
 	"github.com/shoal-dev/shoal/integration/testhost"
 )
 
@@ -53,7 +54,7 @@ func TestLinkDownCutsHostOffAndLinkUpPlugsItBackIn(t *testing.T) {
 	mustReach(t, c, a) // the rest of the LAN is untouched
 
 	b.LinkUp(t)
-	waitFor(t, 10*time.Second, fmt.Sprintf("%s to reach %s again after LinkUp", b, a), func() error {
+	clustertest.WaitFor(t, 10*time.Second, fmt.Sprintf("%s to reach %s again after LinkUp", b, a), func() error {
 		_, err := askEcho(b, a, 500*time.Millisecond)
 		return err
 	})
@@ -353,23 +354,6 @@ func run(t *testing.T, cmd *exec.Cmd) string {
 		t.Fatalf("%s: %v\n%s", strings.Join(cmd.Args, " "), err, out)
 	}
 	return string(out)
-}
-
-// waitFor polls f every 100ms until it returns nil; a timeout fails the test
-// with the last error.
-func waitFor(t *testing.T, timeout time.Duration, what string, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s: last error: %v", timeout, what, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 var (
