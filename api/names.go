@@ -2,8 +2,24 @@ package api
 
 import "strings"
 
-// Name is a task state as Docker prints it in events and metrics: lower
-// case, "ready" rather than the enum's TASK_READY.
+// The names below are the enums as Docker prints them in its API, events
+// and metrics: lower case, "ready" rather than the enum's TASK_READY.
+
+// Name is a task state's name: "running", "ready", ...
 func (s TaskState) Name() string {
 	return strings.TrimPrefix(strings.ToLower(s.String()), "task_")
+}
+
+// Name is "worker" or "manager".
+func (r NodeRole) Name() string { return strings.ToLower(r.String()) }
+
+// Name is "active", "pause" or "drain".
+func (a NodeAvailability) Name() string { return strings.ToLower(a.String()) }
+
+// Name is "unknown", "down", "ready" or "disconnected".
+func (s NodeState) Name() string { return strings.ToLower(s.String()) }
+
+// Name is "unknown", "unreachable" or "reachable".
+func (r Reachability) Name() string {
+	return strings.TrimPrefix(strings.ToLower(r.String()), "reachability_")
 }

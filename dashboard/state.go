@@ -228,9 +228,9 @@ func plural(n int, one, many string) string {
 func node(n *api.Node, selfID string) Node {
 	out := Node{
 		ID: n.GetId(), Hostname: cmp.Or(n.GetHostname(), n.GetId()), Self: n.GetId() == selfID,
-		Role:         strings.ToLower(n.GetRole().String()),
-		Status:       strings.ToLower(n.GetState().String()),
-		Availability: strings.ToLower(n.GetAvailability().String()),
+		Role:         n.GetRole().Name(),
+		Status:       n.GetState().Name(),
+		Availability: n.GetAvailability().Name(),
 		Addr:         n.GetAddr(), Tasks: []Task{},
 	}
 	switch ms := n.GetManagerStatus(); {
@@ -238,7 +238,7 @@ func node(n *api.Node, selfID string) Node {
 	case ms.GetLeader():
 		out.ManagerStatus = "leader"
 	default:
-		out.ManagerStatus = strings.TrimPrefix(strings.ToLower(ms.GetReachability().String()), "reachability_")
+		out.ManagerStatus = ms.GetReachability().Name()
 	}
 	return out
 }

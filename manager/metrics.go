@@ -86,7 +86,7 @@ func (x *Metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	byStatus := map[string]float64{"ready": 0, "down": 0, "unknown": 0, "disconnected": 0}
 	for _, n := range f.Nodes() {
-		byStatus[strings.ToLower(n.State.String())]++
+		byStatus[n.State.Name()]++
 	}
 	for s, v := range byStatus {
 		ch <- prometheus.MustNewConstMetric(x.nodes, prometheus.GaugeValue, v, s)

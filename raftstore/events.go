@@ -2,7 +2,6 @@ package raftstore
 
 import (
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -37,23 +36,22 @@ func (f *FSM) describe(cmd *api.Command) []*api.Event {
 		}
 		out = append(out, e)
 	}
-	lower := func(s fmt.Stringer) string { return strings.ToLower(s.String()) }
 	switch op := cmd.Op.(type) {
 	case *api.Command_InitCluster:
 		n := op.InitCluster.GetNode()
-		ev(n.GetCreatedUnixNano(), "node", "create", n.GetId(), "name", n.GetHostname(), "role", lower(n.GetRole()))
+		ev(n.GetCreatedUnixNano(), "node", "create", n.GetId(), "name", n.GetHostname(), "role", n.GetRole().Name())
 	case *api.Command_AddNode:
 		n := op.AddNode.GetNode()
-		ev(n.GetCreatedUnixNano(), "node", "create", n.GetId(), "name", n.GetHostname(), "role", lower(n.GetRole()))
+		ev(n.GetCreatedUnixNano(), "node", "create", n.GetId(), "name", n.GetHostname(), "role", n.GetRole().Name())
 	case *api.Command_UpdateNode:
 		u := op.UpdateNode
 		if n, ok := f.nodes[u.GetId()]; ok {
 			kv := []string{"name", n.Hostname}
 			if u.Availability != nil && *u.Availability != n.Availability {
-				kv = append(kv, "availability.old", lower(n.Availability), "availability.new", lower(*u.Availability))
+				kv = append(kv, "availability.old", n.Availability.Name(), "availability.new", u.Availability.Name())
 			}
 			if u.DesiredRole != nil && *u.DesiredRole != n.DesiredRole {
-				kv = append(kv, "role.old", lower(n.DesiredRole), "role.new", lower(*u.DesiredRole))
+				kv = append(kv, "role.old", n.DesiredRole.Name(), "role.new", u.DesiredRole.Name())
 			}
 			if len(kv) > 2 {
 				ev(n.UpdatedUnixNano, "node", "update", n.Id, kv...)
@@ -63,7 +61,7 @@ func (f *FSM) describe(cmd *api.Command) []*api.Event {
 		for _, s := range op.SetNodeStatus.GetStatuses() {
 			if n, ok := f.nodes[s.GetId()]; ok && n.State != s.State {
 				ev(op.SetNodeStatus.UnixNano, "node", "update", n.Id, "name", n.Hostname,
-					"state.old", lower(n.State), "state.new", lower(s.State), "message", s.Message)
+					"state.old", n.State.Name(), "state.new", s.State.Name(), "message", s.Message)
 			}
 		}
 	case *api.Command_RemoveNode:

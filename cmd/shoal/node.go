@@ -143,7 +143,7 @@ func (c *cli) changeRoles(cmd *cobra.Command, refs []string, role api.NodeRole) 
 			continue
 		}
 		if n.GetDesiredRole() == role {
-			fmt.Fprintf(c.out, "Node %s is already a %s.\n", n.GetId(), roleName(role))
+			fmt.Fprintf(c.out, "Node %s is already a %s.\n", n.GetId(), role.Name())
 			continue
 		}
 		_, err = d.Control.UpdateNode(cmd.Context(), &api.UpdateNodeRequest{Ref: ref, DesiredRole: role.Enum()})
@@ -296,8 +296,8 @@ func nodeRows(resp *api.ListNodesResponse) []nodeRow {
 			ID:            n.GetId(),
 			Self:          n.GetId() == resp.GetSelfId(),
 			Hostname:      n.GetHostname(),
-			Status:        prettyPrint(stateName(n.GetState())),
-			Availability:  prettyPrint(availabilityName(n.GetAvailability())),
+			Status:        prettyPrint(n.GetState().Name()),
+			Availability:  prettyPrint(n.GetAvailability().Name()),
 			ManagerStatus: managerStatusCell(n.GetManagerStatus()),
 			EngineVersion: n.GetEngineVersion(),
 			TLSStatus:     "Ready",
@@ -322,46 +322,5 @@ func managerStatusCell(ms *api.ManagerStatus) string {
 	case ms.GetLeader():
 		return "Leader"
 	}
-	return prettyPrint(reachabilityName(ms.GetReachability()))
-}
-
-// The names below are the lower-case values of Docker's API.
-
-func roleName(r api.NodeRole) string {
-	if r == api.NodeRole_MANAGER {
-		return "manager"
-	}
-	return "worker"
-}
-
-func availabilityName(a api.NodeAvailability) string {
-	switch a {
-	case api.NodeAvailability_PAUSE:
-		return "pause"
-	case api.NodeAvailability_DRAIN:
-		return "drain"
-	}
-	return "active"
-}
-
-func stateName(s api.NodeState) string {
-	switch s {
-	case api.NodeState_DOWN:
-		return "down"
-	case api.NodeState_READY:
-		return "ready"
-	case api.NodeState_DISCONNECTED:
-		return "disconnected"
-	}
-	return "unknown"
-}
-
-func reachabilityName(r api.Reachability) string {
-	switch r {
-	case api.Reachability_REACHABLE:
-		return "reachable"
-	case api.Reachability_UNREACHABLE:
-		return "unreachable"
-	}
-	return "unknown"
+	return prettyPrint(ms.GetReachability().Name())
 }

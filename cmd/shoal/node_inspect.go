@@ -72,8 +72,8 @@ func newNodeJSON(n *api.Node) nodeJSON {
 		UpdatedAt: unixNano(n.GetUpdatedUnixNano()),
 		Spec: nodeSpec{
 			Labels:       labels,
-			Role:         roleName(n.GetDesiredRole()),
-			Availability: availabilityName(n.GetAvailability()),
+			Role:         n.GetDesiredRole().Name(),
+			Availability: n.GetAvailability().Name(),
 		},
 		Description: nodeDescription{
 			Hostname: n.GetHostname(),
@@ -81,7 +81,7 @@ func newNodeJSON(n *api.Node) nodeJSON {
 			Engine:   engineDescription{EngineVersion: n.GetEngineVersion()},
 		},
 		Status: nodeStatus{
-			State:   stateName(n.GetState()),
+			State:   n.GetState().Name(),
 			Message: n.GetStatusMessage(),
 			Addr:    hostOnly(n.GetAddr()),
 		},
@@ -89,7 +89,7 @@ func newNodeJSON(n *api.Node) nodeJSON {
 	if ms := n.GetManagerStatus(); ms != nil {
 		v.ManagerStatus = &managerStatus{
 			Leader:       ms.GetLeader(),
-			Reachability: reachabilityName(ms.GetReachability()),
+			Reachability: ms.GetReachability().Name(),
 			Addr:         ms.GetAddr(),
 		}
 	}

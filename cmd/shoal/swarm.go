@@ -112,7 +112,7 @@ func newSwarmJoinCommand(c *cli) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(c.out, "This node joined a swarm as a %s.\n", roleName(resp.GetRole()))
+			fmt.Fprintf(c.out, "This node joined a swarm as a %s.\n", resp.GetRole().Name())
 			return nil
 		},
 	}
@@ -155,7 +155,7 @@ func newSwarmJoinTokenCommand(c *cli) *cobra.Command {
 				return nil
 			}
 			if rotate {
-				fmt.Fprintf(c.out, "Successfully rotated %s join token.\n\n", roleName(role))
+				fmt.Fprintf(c.out, "Successfully rotated %s join token.\n\n", role.Name())
 			}
 			var addr string
 			if addrs := tok.GetManagerAddrs(); len(addrs) > 0 {
@@ -176,7 +176,7 @@ func writeJoinCommand(w io.Writer, role api.NodeRole, token, addr string) {
 	if addr != "" {
 		join += " " + addr
 	}
-	fmt.Fprintf(w, "To add a %s to this swarm, run the following command:\n\n    %s\n\n", roleName(role), join)
+	fmt.Fprintf(w, "To add a %s to this swarm, run the following command:\n\n    %s\n\n", role.Name(), join)
 }
 
 func newSwarmLeaveCommand(c *cli) *cobra.Command {
