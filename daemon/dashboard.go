@@ -5,16 +5,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/shoal-dev/shoal/api"
 	"github.com/shoal-dev/shoal/dashboard"
+	"github.com/shoal-dev/shoal/transport"
 )
 
 // serveDashboard serves the web dashboard and /metrics on addr until stop
@@ -23,11 +21,7 @@ import (
 // what `shoal -H socket` sees, and the socket need not answer yet (the
 // client connects on first use).
 func serveDashboard(addr, socket string, reg *prometheus.Registry, log *slog.Logger) (bound string, stop func(), err error) {
-	socket, err = filepath.Abs(socket) // "unix:" with a relative path would be read as an authority
-	if err != nil {
-		return "", nil, err
-	}
-	cc, err := grpc.NewClient("unix://"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	cc, err := transport.DialLocal(socket)
 	if err != nil {
 		return "", nil, fmt.Errorf("dashboard: client of %s: %w", socket, err)
 	}

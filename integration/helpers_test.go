@@ -14,8 +14,8 @@ import (
 	"github.com/shoal-dev/shoal/integration/clustertest"
 	"github.com/shoal-dev/shoal/integration/imagetest"
 	"github.com/shoal-dev/shoal/integration/testhost"
+	"github.com/shoal-dev/shoal/transport"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 )
 
 func TestMain(m *testing.M) {
@@ -209,7 +209,7 @@ type controlConn struct {
 
 func dialControl(tb testing.TB, d *clustertest.Daemon) controlConn {
 	tb.Helper()
-	conn, err := grpc.NewClient(d.Socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := transport.DialLocal(d.Socket)
 	if err != nil {
 		tb.Fatalf("connecting to %s's control socket: %v", d.Name, err)
 	}

@@ -3,7 +3,6 @@ package playground
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -12,11 +11,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/shoal-dev/shoal/api"
 	"github.com/shoal-dev/shoal/internal/ctrdutil"
 	"github.com/shoal-dev/shoal/internal/imagebuild"
+	"github.com/shoal-dev/shoal/transport"
 )
 
 // readyTimeout bounds the wait for a process of the playground to answer.
@@ -161,13 +160,7 @@ func startDaemon(ctx context.Context, s *State, n *Node) error {
 
 // dial connects to a node's local API.
 func dial(s *State, n *Node) (*grpc.ClientConn, error) {
-	path := filepath.Join(s.Dir, n.Name+".sock")
-	return grpc.NewClient("passthrough:///"+path,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", path)
-		}))
+	return transport.DialLocal(s.Socket(n))
 }
 
 // info asks a node's daemon what it is.

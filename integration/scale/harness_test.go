@@ -13,11 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
 	"github.com/shoal-dev/shoal/api"
 	"github.com/shoal-dev/shoal/integration/clustertest"
+	"github.com/shoal-dev/shoal/transport"
 )
 
 // joinParallelism is how many simulated nodes join at once.
@@ -55,7 +53,7 @@ func newSwarm(tb testing.TB, openFiles uint64) *swarm {
 	s.token = strings.TrimSpace(s.daemon.MustCLI(tb, "swarm", "join-token", "-q", "worker"))
 	s.daemon.MustCLI(tb, "node", "update", "--availability", "drain", managerName)
 
-	cc, err := grpc.NewClient("unix://"+s.daemon.SocketPath(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	cc, err := transport.DialLocal(s.daemon.SocketPath())
 	if err != nil {
 		tb.Fatalf("control socket: %v", err)
 	}
