@@ -37,11 +37,7 @@ func newPlaygroundRun(t *testing.T) *playgroundRun {
 	for _, p := range inUse {
 		if _, err := os.Stat(p); err == nil {
 			// One playground per machine: a developer's own is in the way.
-			msg := fmt.Sprintf("a playground is up on this machine (%s exists): `shoal playground down` removes it", p)
-			if os.Getenv("CI") == "true" {
-				t.Fatal(msg)
-			}
-			t.Skip(msg)
+			testhost.SkipOrFail(t, fmt.Sprintf("a playground is up on this machine (%s exists): `shoal playground down` removes it", p))
 		}
 	}
 	p := &playgroundRun{t: t, bin: clustertest.BuildShoal(t), dir: filepath.Join(t.TempDir(), "pg")}

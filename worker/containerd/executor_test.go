@@ -116,11 +116,7 @@ func requireCNI(t *testing.T) {
 	t.Helper()
 	for _, p := range cniPlugins {
 		if _, err := os.Stat(filepath.Join(DefaultConfig().CNIBinDir, p)); err != nil {
-			msg := fmt.Sprintf("the executor tests need the CNI plugin %s (containernetworking-plugins): %v", p, err)
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("%s; CI=true, so a missing prerequisite is a failure", msg)
-			}
-			t.Skip(msg)
+			testhost.SkipOrFail(t, fmt.Sprintf("the executor tests need the CNI plugin %s (containernetworking-plugins): %v", p, err))
 		}
 	}
 }
