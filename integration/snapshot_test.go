@@ -86,7 +86,7 @@ func TestSnapshotsAndCatchUp(t *testing.T) {
 	c.node(3).Kill(t)
 	before := mustRaftInfo(t, leader)
 	start := time.Now()
-	token := rotateMany(t, leader.ctl, snapWrites, snapWriters)
+	rotateMany(t, leader.ctl, snapWrites, snapWriters)
 	pause := api.NodeAvailability_PAUSE
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	_, err := leader.ctl.UpdateNode(ctx, &api.UpdateNodeRequest{Ref: "node-04", Availability: &pause})
@@ -94,7 +94,7 @@ func TestSnapshotsAndCatchUp(t *testing.T) {
 	if err != nil {
 		t.Fatalf("pausing node-04: %v", err)
 	}
-	token = rotateMany(t, leader.ctl, 1, 1) // the last write
+	token := rotateMany(t, leader.ctl, 1, 1) // the last write
 	took := time.Since(start)
 	after := mustRaftInfo(t, leader)
 	t.Logf("%d writes in %s (%.0f/s): the leader's applied index went from %d to %d",
