@@ -81,8 +81,8 @@ type Daemon struct {
 	cfg Config
 	log *slog.Logger
 
-	mu      sync.Mutex // held by init, join, leave and role changes
-	state   *State     // nil when in no swarm
+	mu      ctxMutex // held by init, join, leave and role changes
+	state   *State   // nil when in no swarm
 	holder  *pki.Holder
 	remotes *worker.Remotes
 	stopAgt context.CancelFunc
@@ -114,7 +114,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	cfg.Containerd.StateDir = filepath.Join(cfg.DataDir, "executor")
 	cfg.Containerd.Logger = cfg.Logger
-	d := &Daemon{cfg: cfg, log: cfg.Logger.With("component", "daemon"), kick: make(chan struct{}, 1),
+	d := &Daemon{cfg: cfg, log: cfg.Logger.With("component", "daemon"), kick: make(chan struct{}, 1), mu: newCtxMutex(),
 		exec: &lazyExecutor{cfg: cfg.Containerd},
 		rnd:  rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
@@ -208,14 +208,14 @@ func (d *Daemon) start(st *State, extra manager.Config) error {
 		return agent.Report(ctx, u)
 	}, d.cfg.Logger)
 	d.tasks = tasks
+	actx, cancel := context.WithCancel(context.Background())
 	agent = worker.New(worker.Config{
 		Remotes:       d.remotes,
 		Hostname:      d.cfg.Hostname,
 		EngineVersion: d.cfg.EngineVersion,
-		OnMessage:     d.onSession,
+		OnMessage:     func(msg *api.SessionMessage) { d.onSession(actx, msg) },
 		Logger:        d.cfg.Logger,
 	})
-	actx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	d.stopAgt, d.agtDone = cancel, done
 	var wg sync.WaitGroup
@@ -264,12 +264,16 @@ func (d *Daemon) stop() {
 }
 
 // onSession records what the agent's session says: the managers, and the
-// role the cluster wants this node to have.
-func (d *Daemon) onSession(msg *api.SessionMessage) {
+// role the cluster wants this node to have. It gives up when ctx, the
+// agent's, ends: stop holds mu while it waits for the agent, and the agent
+// waits for this call.
+func (d *Daemon) onSession(ctx context.Context, msg *api.SessionMessage) {
 	if msg.Node != nil {
 		d.desired.Store(int32(msg.Node.DesiredRole))
 	}
-	d.mu.Lock()
+	if !d.mu.LockCtx(ctx) {
+		return // the agent is being stopped: its news no longer matters
+	}
 	if msg.TasksSet && d.tasks != nil {
 		d.tasks.Assign(msg.Tasks, msg.Node.GetSubnet())
 	}
@@ -394,4 +398,23 @@ func (d *Daemon) joinRaft(ctx context.Context) error {
 		}
 	}
 	return fmt.Errorf("join Raft: %w", last)
+}
+
+// ctxMutex is a mutex whose holder may wait for a goroutine that wants it
+// too: LockCtx gives up when a context ends.
+type ctxMutex chan struct{}
+
+func newCtxMutex() ctxMutex { return make(ctxMutex, 1) }
+
+func (m ctxMutex) Lock()   { m <- struct{}{} }
+func (m ctxMutex) Unlock() { <-m }
+
+// LockCtx locks m, or returns false once ctx has ended.
+func (m ctxMutex) LockCtx(ctx context.Context) bool {
+	select {
+	case m <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
