@@ -50,9 +50,15 @@ func (f *FSM) touched(cmd *api.Command) (nodes []string, orch bool) {
 		for _, id := range b.Delete {
 			taskNode(id)
 		}
+		// A task's progress comes from its own node, which knows it: only
+		// an end concerns the node (the dispatcher then drops the task if
+		// it is unwanted) and the orchestrator. Echoing every step back
+		// would send a node its whole task list for each status batch.
 		for _, u := range b.Status {
-			taskNode(u.GetTaskId())
-			orch = orch || u.GetStatus().GetState() >= api.TaskState_COMPLETE
+			if u.GetStatus().GetState() >= api.TaskState_COMPLETE {
+				taskNode(u.GetTaskId())
+				orch = true
+			}
 		}
 		for _, d := range b.Desired {
 			taskNode(d.GetTaskId())
@@ -76,8 +82,9 @@ func (g *generations) bump(nodes []string, orch bool) {
 	}
 }
 
-// NodeGeneration changes whenever the node's record or one of its tasks
-// changes.
+// NodeGeneration changes whenever the node's record or its assignments
+// change: a task made, stopped, deleted or ended there. A task's progress
+// short of an end does not change it: the node reported it.
 func (f *FSM) NodeGeneration(id string) uint64 {
 	f.mu.RLock()
 	defer f.mu.RUnlock()

@@ -50,9 +50,10 @@ func TestGenerationsSayWhatChanged(t *testing.T) {
 	if n1 == 0 || orch == 0 {
 		t.Fatalf("a new task changed nothing: node %d, orchestration %d", n1, orch)
 	}
-	// Progress short of an end concerns the node, not the orchestrator.
+	// Progress short of an end comes from the node itself: it concerns
+	// neither the node's session nor the orchestrator.
 	mustFSMApply(t, f, tasks(&api.TaskBatch{Status: []*api.TaskStatusUpdate{{TaskId: "t1", Status: st(api.TaskState_RUNNING)}}}))
-	if f.NodeGeneration("n1") == n1 || f.NodeGeneration("n2") != n2 || f.OrchestrationGeneration() != orch {
+	if f.NodeGeneration("n1") != n1 || f.NodeGeneration("n2") != n2 || f.OrchestrationGeneration() != orch {
 		t.Fatalf("running: node n1 %d→%d, n2 %d→%d, orchestration %d→%d",
 			n1, f.NodeGeneration("n1"), n2, f.NodeGeneration("n2"), orch, f.OrchestrationGeneration())
 	}
