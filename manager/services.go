@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-dev/shoal/api"
+	"github.com/shoal-dev/shoal/manager/orchestrator"
 	"github.com/shoal-dev/shoal/pki"
 	"github.com/shoal-dev/shoal/raftstore"
 )
@@ -21,11 +22,9 @@ import (
 // maxReplicas bounds a service's size; the orchestrator walks every slot.
 const maxReplicas = 100000
 
-// Defaults a service gets where its spec is silent, as Docker's.
-const (
-	defaultRestartDelay = 5 * time.Second
-	defaultStopGrace    = 10 * time.Second
-)
+// defaultStopGrace is a service's stop grace period where its spec is
+// silent, as Docker's.
+const defaultStopGrace = 10 * time.Second
 
 var validName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$`)
 
@@ -45,7 +44,7 @@ func (c *control) CreateService(ctx context.Context, req *api.CreateServiceReque
 	svc := &api.Service{Id: id, Spec: spec, Version: 1, CreatedUnixNano: now, UpdatedUnixNano: now}
 	cmd := &api.Command{Op: &api.Command_PutService{PutService: &api.PutService{Service: svc}}}
 	if _, err := c.m.store.Apply(ctx, cmd); err != nil {
-		if strings.Contains(err.Error(), raftstore.ErrExists.Error()) {
+		if errors.Is(err, raftstore.ErrExists) {
 			return nil, status.Errorf(codes.AlreadyExists, "service %s already exists", spec.Name)
 		}
 		return nil, toStatus(err)
@@ -67,7 +66,7 @@ func validateSpec(spec *api.ServiceSpec) error {
 		}
 	}
 	if spec.Restart == nil {
-		spec.Restart = &api.RestartPolicy{DelayNs: int64(defaultRestartDelay)}
+		spec.Restart = orchestrator.DefaultRestartPolicy()
 	}
 	if spec.Restart.DelayNs < 0 || spec.Restart.WindowNs < 0 || spec.Container.StopGracePeriodNs < 0 {
 		return status.Error(codes.InvalidArgument, "durations in a service spec can't be negative")

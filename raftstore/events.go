@@ -89,7 +89,7 @@ func (f *FSM) describe(cmd *api.Command) []*api.Event {
 			if ok {
 				from = old.GetStatus().GetState()
 			}
-			if !ok || t.GetStatus().GetState() > from {
+			if to := t.GetStatus().GetState(); !ok || statusForward(from, to) && to != from {
 				f.taskEvent(ev, t, from, t.GetStatus(), t.GetNodeId())
 			}
 		}
