@@ -10,6 +10,10 @@ func (s TaskState) Name() string {
 	return strings.TrimPrefix(strings.ToLower(s.String()), "task_")
 }
 
+// Terminal reports whether s is an end state (COMPLETE and every state
+// after it): a task in one never runs again and never changes state.
+func (s TaskState) Terminal() bool { return s >= TaskState_COMPLETE }
+
 // Name is "worker" or "manager".
 func (r NodeRole) Name() string { return strings.ToLower(r.String()) }
 

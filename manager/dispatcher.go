@@ -394,7 +394,7 @@ func (d *dispatcher) notLeader(setTrailer func(metadata.MD)) error {
 func assigned(tasks []*api.Task) []*api.Task {
 	out := tasks[:0]
 	for _, t := range tasks {
-		if t.GetStatus().GetState() >= api.TaskState_COMPLETE && t.DesiredState > api.TaskState_RUNNING {
+		if t.GetStatus().GetState().Terminal() && t.DesiredState > api.TaskState_RUNNING {
 			continue
 		}
 		out = append(out, t)

@@ -55,7 +55,7 @@ func (f *FSM) touched(cmd *api.Command) (nodes []string, orch bool) {
 		// it is unwanted) and the orchestrator. Echoing every step back
 		// would send a node its whole task list for each status batch.
 		for _, u := range b.Status {
-			if u.GetStatus().GetState() >= api.TaskState_COMPLETE {
+			if u.GetStatus().GetState().Terminal() {
 				taskNode(u.GetTaskId())
 				orch = true
 			}

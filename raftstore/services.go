@@ -141,7 +141,7 @@ func (f *FSM) taskBatch(b *api.TaskBatch) error {
 // statusForward: a task's state only moves forward, and never out of an
 // end state. Staying in a state is allowed (a new message, an address).
 func statusForward(from, to api.TaskState) bool {
-	if from >= api.TaskState_COMPLETE {
+	if from.Terminal() {
 		return false
 	}
 	return to >= from

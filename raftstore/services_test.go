@@ -42,6 +42,24 @@ func TestTaskBatchMovesOnlyForward(t *testing.T) {
 	}
 }
 
+// TestStatusForward checks every pair of states against the FSM's rule:
+// forward along the lifecycle, or staying put (an agent may report a state
+// again), and never out of an end state.
+func TestStatusForward(t *testing.T) {
+	states := make([]api.TaskState, 0, len(api.TaskState_name))
+	for s := range api.TaskState_name {
+		states = append(states, api.TaskState(s))
+	}
+	for _, from := range states {
+		for _, to := range states {
+			want := from < api.TaskState_COMPLETE && to >= from
+			if got := statusForward(from, to); got != want {
+				t.Errorf("statusForward(%v, %v) = %v, want %v", from, to, got, want)
+			}
+		}
+	}
+}
+
 func TestGenerationsSayWhatChanged(t *testing.T) {
 	f := NewFSM()
 	st := func(s api.TaskState) *api.TaskStatus { return &api.TaskStatus{State: s} }

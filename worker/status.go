@@ -64,16 +64,13 @@ func newStatusQueue(report Reporter, log *slog.Logger) *statusQueue {
 	}
 }
 
-// terminalState tells whether s is a state a task never leaves.
-func terminalState(s api.TaskState) bool { return s >= api.TaskState_COMPLETE }
-
 // push queues st for the task, replacing any status still queued for it.
 // It drops st (and says so) unless it moves the task forward from a state
 // that is not terminal.
 func (q *statusQueue) push(taskID string, st *api.TaskStatus) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if cur, ok := q.known[taskID]; ok && (terminalState(cur) || st.State <= cur) {
+	if cur, ok := q.known[taskID]; ok && (cur.Terminal() || st.State <= cur) {
 		return false
 	}
 	q.known[taskID] = st.State

@@ -31,7 +31,7 @@ type controller struct {
 
 // runnable tells whether the managers want t run and have not seen it end.
 func runnable(t *api.Task) bool {
-	return t != nil && t.DesiredState == api.TaskState_RUNNING && !terminalState(t.GetStatus().GetState())
+	return t != nil && t.DesiredState == api.TaskState_RUNNING && !t.GetStatus().GetState().Terminal()
 }
 
 // update gives the controller a new version of its task. Called with
@@ -77,7 +77,7 @@ func (m *TaskManager) control(ctx context.Context, c *controller) {
 		m.mu.Lock()
 		t, removed := c.task, c.removed
 		var runCtx context.Context
-		if !removed && !c.ran && runnable(t) && !terminalState(m.status.state(c.id)) {
+		if !removed && !c.ran && runnable(t) && !m.status.state(c.id).Terminal() {
 			runCtx, c.cancelRun = context.WithCancel(ctx)
 			c.ran = true
 		}
@@ -97,11 +97,11 @@ func (m *TaskManager) control(ctx context.Context, c *controller) {
 				m.retired(c)
 				return
 			}
-		case c.running && (t.DesiredState > api.TaskState_RUNNING || terminalState(m.status.state(c.id))):
+		case c.running && (t.DesiredState > api.TaskState_RUNNING || m.status.state(c.id).Terminal()):
 			// Not wanted, or ended as far as the managers know (they may
 			// have replaced it): a second copy must not keep running.
 			err = m.stop(ctx, c, t)
-		case t.DesiredState > api.TaskState_RUNNING && !terminalState(m.status.state(c.id)):
+		case t.DesiredState > api.TaskState_RUNNING && !m.status.state(c.id).Terminal():
 			m.report(c, api.TaskState_SHUTDOWN, "shutdown", nil)
 			continue
 		default:

@@ -158,7 +158,7 @@ func (m *TaskManager) apply() {
 		switch {
 		case ok:
 			m.spawn(id, t, &found)
-		case !terminalState(t.GetStatus().GetState()):
+		case !t.GetStatus().GetState().Terminal():
 			m.spawn(id, t, nil)
 		}
 		// A task that ended and has no container here needs nothing.

@@ -156,7 +156,7 @@ func checkForward(t *testing.T, sts []*api.TaskStatus) {
 			continue
 		}
 		prev := sts[i-1]
-		if s.State <= prev.State || terminalState(prev.State) {
+		if s.State <= prev.State || prev.State.Terminal() {
 			t.Errorf("states did not move forward: %v", stateNames(sts))
 		}
 		if s.UnixNano < prev.UnixNano {

@@ -179,3 +179,16 @@ func liveSlots(tasks []*api.Task) []uint64 {
 	slices.Sort(out)
 	return out
 }
+
+// Empty reports whether the plan changes nothing (Wake aside).
+func (p Plan) Empty() bool {
+	return len(p.Create) == 0 && len(p.Desired) == 0 && len(p.Delete) == 0
+}
+
+// Batch is the plan as one Raft task batch, or nil if it changes nothing.
+func (p Plan) Batch() *api.TaskBatch {
+	if p.Empty() {
+		return nil
+	}
+	return &api.TaskBatch{Put: p.Create, Delete: p.Delete, Desired: p.Desired}
+}

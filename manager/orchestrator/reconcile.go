@@ -50,19 +50,6 @@ type Plan struct {
 	Wake time.Time
 }
 
-// Empty reports whether the plan changes nothing (Wake aside).
-func (p Plan) Empty() bool {
-	return len(p.Create) == 0 && len(p.Desired) == 0 && len(p.Delete) == 0
-}
-
-// Batch is the plan as one Raft task batch, or nil if it changes nothing.
-func (p Plan) Batch() *api.TaskBatch {
-	if p.Empty() {
-		return nil
-	}
-	return &api.TaskBatch{Put: p.Create, Delete: p.Delete, Desired: p.Desired}
-}
-
 // Reconcile plans what keeps v.Service's slots 1..Replicas filled with
 // exactly one live task each: new tasks for empty slots, lowest first;
 // desired SHUTDOWN for the slots above Replicas; restarts of ended tasks by
@@ -229,7 +216,7 @@ func (p *planner) deletable(t *api.Task) bool {
 	if Live(t) || p.touched[t.GetId()] {
 		return false
 	}
-	return Terminal(t.GetStatus().GetState()) || t.GetNodeId() == "" || p.down(t)
+	return t.GetStatus().GetState().Terminal() || t.GetNodeId() == "" || p.down(t)
 }
 
 func (p *planner) down(t *api.Task) bool {
