@@ -429,6 +429,14 @@ func TestAssignBeforeListing(t *testing.T) {
 		newTask("t1", api.TaskState_RUNNING, api.TaskState_RUNNING),
 		newTask("t3", api.TaskState_RUNNING, api.TaskState_ASSIGNED),
 	}, subnet)
+	// The controllers act from goroutines of their own: that none exists
+	// yet is what says the manager waits for its listing.
+	h.m.mu.Lock()
+	ctls := len(h.m.ctls)
+	h.m.mu.Unlock()
+	if ctls != 0 {
+		t.Fatalf("the manager made %d controllers before its listing", ctls)
+	}
 	if got := h.exec.calls(); !slices.Equal(got, []string{"containers"}) {
 		t.Fatalf("the manager acted before its listing: %q", got)
 	}
