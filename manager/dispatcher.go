@@ -55,8 +55,8 @@ func newDispatcher(m *Manager) *dispatcher {
 }
 
 func (d *dispatcher) period() time.Duration {
-	if cl := d.m.store.FSM().Cluster(); cl != nil && cl.Settings.GetHeartbeatPeriodNs() > 0 {
-		return time.Duration(cl.Settings.GetHeartbeatPeriodNs())
+	if p := d.m.store.FSM().Settings().GetHeartbeatPeriodNs(); p > 0 {
+		return time.Duration(p)
 	}
 	return d.m.cfg.HeartbeatPeriod
 }

@@ -101,6 +101,18 @@ func (f *FSM) Cluster() *api.Cluster {
 	return proto.CloneOf(f.cluster)
 }
 
+// Settings returns a copy of the cluster's settings alone, or nil before
+// the cluster is initialised: cheaper than Cluster, which copies the CA
+// and the secrets too, for callers that run per heartbeat.
+func (f *FSM) Settings() *api.ClusterSettings {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if f.cluster.GetSettings() == nil {
+		return nil
+	}
+	return proto.CloneOf(f.cluster.Settings)
+}
+
 // Node returns a copy of one node.
 func (f *FSM) Node(id string) (*api.Node, bool) {
 	f.mu.RLock()

@@ -53,8 +53,8 @@ func newInitializedFSM(t testing.TB) *FSM {
 
 func TestFSMInitCluster(t *testing.T) {
 	f := NewFSM()
-	if f.Cluster() != nil {
-		t.Fatal("cluster before InitCluster")
+	if f.Cluster() != nil || f.Settings() != nil {
+		t.Fatal("cluster or settings before InitCluster")
 	}
 	cmd := initCluster("c1", "m1")
 	cmd.GetInitCluster().Node.ManagerStatus = &api.ManagerStatus{Leader: true}
@@ -225,7 +225,9 @@ func TestFSMReadsAreCopies(t *testing.T) {
 	n.Hostname = "changed"
 	f.Cluster().Id = "changed"
 	f.Nodes()[0].Hostname = "changed"
-	if n, _ := f.Node("m1"); n.Hostname != "m1" || f.Cluster().Id != "c1" {
+	want := f.Cluster().GetSettings().GetHeartbeatPeriodNs()
+	f.Settings().HeartbeatPeriodNs = want + 1
+	if n, _ := f.Node("m1"); n.Hostname != "m1" || f.Cluster().Id != "c1" || f.Settings().GetHeartbeatPeriodNs() != want {
 		t.Errorf("a reader changed the state: %v %v", n, f.Cluster())
 	}
 }

@@ -196,8 +196,9 @@ func defaultTimings(cfg *Config) {
 
 func initCluster(clusterID, nodeID string) *api.Command {
 	return &api.Command{Op: &api.Command_InitCluster{InitCluster: &api.InitCluster{
-		Cluster: &api.Cluster{Id: clusterID, WorkerSecret: "w1", ManagerSecret: "m1", CreatedUnixNano: 1},
-		Node:    &api.Node{Id: nodeID, Hostname: nodeID, Role: api.NodeRole_MANAGER, DesiredRole: api.NodeRole_MANAGER},
+		Cluster: &api.Cluster{Id: clusterID, WorkerSecret: "w1", ManagerSecret: "m1", CreatedUnixNano: 1,
+			Settings: &api.ClusterSettings{HeartbeatPeriodNs: int64(time.Second)}},
+		Node: &api.Node{Id: nodeID, Hostname: nodeID, Role: api.NodeRole_MANAGER, DesiredRole: api.NodeRole_MANAGER},
 	}}}
 }
 
