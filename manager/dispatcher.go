@@ -194,8 +194,16 @@ func (d *dispatcher) UpdateTaskStatus(ctx context.Context, req *api.UpdateTaskSt
 	if !ok {
 		return nil, status.Error(codes.Unauthenticated, "task status needs the node's certificate")
 	}
+	// Only the node's own tasks, checked before taking d.mu, which every
+	// heartbeat needs too.
 	f := d.m.store.FSM()
 	now := time.Now().UnixNano()
+	var mine []*api.TaskStatusUpdate
+	for _, u := range req.Updates {
+		if node, ok := f.TaskNode(u.GetTaskId()); ok && node == who.NodeID && u.Status != nil {
+			mine = append(mine, u)
+		}
+	}
 	d.mu.Lock()
 	if d.leading == nil {
 		d.mu.Unlock()
@@ -205,11 +213,7 @@ func (d *dispatcher) UpdateTaskStatus(ctx context.Context, req *api.UpdateTaskSt
 		d.mu.Unlock()
 		return nil, status.Error(codes.NotFound, "no such session; open a new one")
 	}
-	for _, u := range req.Updates {
-		t, ok := f.Task(u.GetTaskId())
-		if !ok || t.NodeId != who.NodeID || u.Status == nil {
-			continue
-		}
+	for _, u := range mine {
 		u.Status.UnixNano = now
 		if old, ok := d.statuses[u.TaskId]; !ok || u.Status.State >= old.Status.State {
 			d.statuses[u.TaskId] = u

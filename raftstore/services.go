@@ -181,6 +181,15 @@ func (f *FSM) Task(id string) (*api.Task, bool) {
 	return proto.CloneOf(t), true
 }
 
+// TaskNode returns the node a task is assigned to ("" while pending),
+// without copying the task.
+func (f *FSM) TaskNode(id string) (node string, ok bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	t, ok := f.t.tasks[id]
+	return t.GetNodeId(), ok
+}
+
 // Tasks returns copies of all tasks, or of those of one service or node
 // when the filter's fields are set.
 func (f *FSM) Tasks(filter TaskFilter) []*api.Task {

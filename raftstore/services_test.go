@@ -36,7 +36,13 @@ func TestTaskBatchMovesOnlyForward(t *testing.T) {
 	if n := len(f.Tasks(TaskFilter{NodeID: "n1"})); n != 1 {
 		t.Fatalf("node index holds %d tasks", n)
 	}
+	if node, ok := f.TaskNode("t1"); !ok || node != "n1" {
+		t.Fatalf("TaskNode(t1) = %q, %v; want n1", node, ok)
+	}
 	mustFSMApply(t, f, tasks(&api.TaskBatch{Delete: []string{"t1"}}))
+	if _, ok := f.TaskNode("t1"); ok {
+		t.Fatal("TaskNode finds a deleted task")
+	}
 	if n := len(f.Tasks(TaskFilter{NodeID: "n1"})) + len(f.Tasks(TaskFilter{ServiceID: "s"})); n != 0 {
 		t.Fatalf("indexes keep %d deleted tasks", n)
 	}
