@@ -15,8 +15,10 @@ import (
 
 	"github.com/shoal-dev/shoal/api"
 	"github.com/shoal-dev/shoal/manager"
+	"github.com/shoal-dev/shoal/manager/orchestrator"
 	"github.com/shoal-dev/shoal/pki"
 	"github.com/shoal-dev/shoal/transport"
+	"github.com/shoal-dev/shoal/worker"
 )
 
 var errInSwarm = status.Error(codes.FailedPrecondition,
@@ -102,7 +104,7 @@ func (s *swarmServer) Init(ctx context.Context, req *api.InitRequest) (*api.Init
 		Settings: &api.ClusterSettings{
 			NodeCertExpiryNs:  int64(expiry),
 			HeartbeatPeriodNs: int64(d.cfg.Manager.HeartbeatPeriod),
-			TaskHistoryLimit:  5,
+			TaskHistoryLimit:  orchestrator.DefaultHistoryLimit,
 			DefaultAddrPool:   pool,
 			SubnetSize:        uint32(size),
 		},
@@ -305,7 +307,7 @@ func (d *Daemon) removeContainers(ctx context.Context) {
 		return
 	}
 	for _, c := range ctrs {
-		if err := d.exec.Stop(ctx, c.TaskID, 10*time.Second); err != nil {
+		if err := d.exec.Stop(ctx, c.TaskID, worker.DefaultStopGrace); err != nil {
 			d.log.Warn("leaving: stopping task", "task", c.TaskID, "err", err)
 		}
 		if err := d.exec.Remove(ctx, c.TaskID); err != nil {

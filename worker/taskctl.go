@@ -239,7 +239,7 @@ func stopGrace(t *api.Task) time.Duration {
 	if g := time.Duration(t.GetSpec().GetStopGracePeriodNs()); g > 0 {
 		return g
 	}
-	return defaultStopGrace
+	return DefaultStopGrace
 }
 
 // reportExit reports how the task's process ended.

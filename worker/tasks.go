@@ -9,9 +9,10 @@ import (
 	"github.com/shoal-dev/shoal/api"
 )
 
-// Defaults of the task manager.
+// Defaults of the task manager. DefaultStopGrace is Docker's, for a task
+// whose spec says none.
 const (
-	defaultStopGrace = 10 * time.Second
+	DefaultStopGrace = 10 * time.Second
 	execRetryMin     = 100 * time.Millisecond // pause after a failed executor call
 	execRetryMax     = 5 * time.Second
 )
