@@ -118,7 +118,7 @@ func (c *control) RemoveNode(ctx context.Context, req *api.RemoveNodeRequest) (*
 func (c *control) GetJoinToken(ctx context.Context, req *api.GetJoinTokenRequest) (*api.JoinToken, error) {
 	cl := c.m.store.FSM().Cluster()
 	if cl == nil {
-		return nil, status.Error(codes.Unavailable, "the cluster is not initialised yet")
+		return nil, status.Error(codes.Unavailable, "the cluster is not initialised yet: this manager is still starting or catching up; retry in a moment")
 	}
 	return c.m.joinToken(cl, req.Role), nil
 }

@@ -35,7 +35,7 @@ func toStatus(err error) error {
 	case errors.Is(err, raftstore.ErrNotFound):
 		return status.Error(codes.NotFound, err.Error())
 	case errors.Is(err, raftstore.ErrConflict):
-		return status.Error(codes.Aborted, err.Error())
+		return status.Errorf(codes.Aborted, "%v: other changes kept getting in; run the command again", err)
 	case errors.Is(err, raftstore.ErrExists):
 		return status.Error(codes.AlreadyExists, err.Error())
 	case errors.Is(err, raftstore.ErrLastManager), errors.Is(err, raftstore.ErrQuorumLoss):
