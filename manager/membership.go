@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/raft"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -46,15 +47,16 @@ func (s *membership) Ping(ctx context.Context, _ *api.PingRequest) (*api.PingRes
 // prober pings the other managers to learn which are reachable from here:
 // MANAGER STATUS and the quorum guard of demote use it.
 type prober struct {
-	m      *Manager
-	mu     sync.Mutex
-	lastOK map[string]time.Time
-	raft   map[string]*api.RaftInfo // each peer's Raft view from its last answer
-	start  time.Time
+	m         *Manager
+	mu        sync.Mutex
+	lastOK    map[string]time.Time
+	firstSeen map[string]time.Time     // when each peer was first asked about or pinged
+	raft      map[string]*api.RaftInfo // each peer's Raft view from its last answer
+	now       func() time.Time
 }
 
 func newProber(m *Manager) *prober {
-	return &prober{m: m, lastOK: map[string]time.Time{}, raft: map[string]*api.RaftInfo{}, start: time.Now()}
+	return &prober{m: m, lastOK: map[string]time.Time{}, firstSeen: map[string]time.Time{}, raft: map[string]*api.RaftInfo{}, now: time.Now}
 }
 
 // seen returns a peer's Raft view from its last answer, and when that was.
@@ -65,7 +67,9 @@ func (p *prober) seen(id string) (*api.RaftInfo, time.Time) {
 }
 
 // reachable: this manager itself, and any other that answered a ping within
-// the last three intervals (or that had no chance to yet).
+// the last three intervals, or that had no chance to yet: a manager promoted
+// a moment ago gets its three intervals from when this one first heard of
+// it, not from when this one started.
 func (p *prober) reachable(id string) bool {
 	if id == p.m.id.NodeID {
 		return true
@@ -75,9 +79,46 @@ func (p *prober) reachable(id string) bool {
 	defer p.mu.Unlock()
 	last, ok := p.lastOK[id]
 	if !ok {
-		last = p.start
+		last = p.noticeLocked(id)
 	}
-	return time.Since(last) < window
+	return p.now().Sub(last) < window
+}
+
+// noticeLocked returns when the prober first heard of id, which is now if
+// it had not before.
+func (p *prober) noticeLocked(id string) time.Time {
+	at, ok := p.firstSeen[id]
+	if !ok {
+		at = p.now()
+		p.firstSeen[id] = at
+	}
+	return at
+}
+
+// track takes the latest Raft configuration: it notes the managers new to
+// it, forgets those that left (so that one promoted again starts afresh),
+// and returns the others, to ping.
+func (p *prober) track(servers []raft.Server) []raft.Server {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var peers []raft.Server
+	member := map[string]bool{}
+	for _, s := range servers {
+		id := string(s.ID)
+		member[id] = true
+		if id != p.m.id.NodeID {
+			p.noticeLocked(id)
+			peers = append(peers, s)
+		}
+	}
+	for id := range p.firstSeen {
+		if !member[id] {
+			delete(p.firstSeen, id)
+			delete(p.lastOK, id)
+			delete(p.raft, id)
+		}
+	}
+	return peers
 }
 
 func (p *prober) run(ctx context.Context) {
@@ -94,17 +135,14 @@ func (p *prober) run(ctx context.Context) {
 			continue
 		}
 		var wg sync.WaitGroup
-		for _, s := range servers {
+		for _, s := range p.track(servers) {
 			id, addr := string(s.ID), string(s.Address)
-			if id == p.m.id.NodeID {
-				continue
-			}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				if resp, err := p.ping(ctx, addr); err == nil {
 					p.mu.Lock()
-					p.lastOK[id] = time.Now()
+					p.lastOK[id] = p.now()
 					p.raft[id] = resp.Raft
 					p.mu.Unlock()
 				}
