@@ -11,8 +11,10 @@ import (
 	"path/filepath"
 
 	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/invoke"
 	"github.com/containernetworking/cni/pkg/types"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/cni/pkg/version"
 	"golang.org/x/sys/unix"
 
 	"github.com/shoal-dev/shoal/api"
@@ -48,7 +50,10 @@ func newNetwork(binDir, bridge, dir string) (*network, error) {
 		}
 	}
 	n := &network{bridge: bridge, dir: dir}
-	n.cni = libcni.NewCNIConfigWithCacheDir([]string{binDir}, n.cacheDir(), nil)
+	// libcni fills in a nil exec lazily, on every call, unguarded: tasks
+	// set up and torn down at once would race on it. Give it one.
+	exec := &invoke.DefaultExec{RawExec: &invoke.RawExec{Stderr: os.Stderr}, PluginDecoder: version.PluginDecoder{}}
+	n.cni = libcni.NewCNIConfigWithCacheDir([]string{binDir}, n.cacheDir(), exec)
 	for _, d := range []string{n.ipamDir(), n.cacheDir(), n.netnsDir()} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, err
