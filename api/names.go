@@ -27,3 +27,15 @@ func (s NodeState) Name() string { return strings.ToLower(s.String()) }
 func (r Reachability) Name() string {
 	return strings.TrimPrefix(strings.ToLower(r.String()), "reachability_")
 }
+
+// Name is "updating", "paused" or "completed" ("" before any update), as
+// Docker prints an update's state.
+func (s UpdateStatus_State) Name() string {
+	if s == UpdateStatus_NONE {
+		return ""
+	}
+	return strings.ToLower(s.String())
+}
+
+// Name is "pause" or "continue", as Docker's --update-failure-action.
+func (a UpdateConfig_FailureAction) Name() string { return strings.ToLower(a.String()) }

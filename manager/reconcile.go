@@ -100,7 +100,11 @@ func plan(cl *api.Cluster, nodes []*api.Node, services []*api.Service, tasks []*
 	known := map[string]bool{}
 	for _, s := range services {
 		known[s.Id] = true
-		add(orchestrator.Reconcile(orchestrator.View{Service: s, Tasks: byService[s.Id], NodeDown: nodeDown, Now: now, HistoryLimit: history}, pki.NewID))
+		p := orchestrator.Reconcile(orchestrator.View{Service: s, Tasks: byService[s.Id], NodeDown: nodeDown, Now: now, HistoryLimit: history}, pki.NewID)
+		add(p)
+		if p.UpdateStatus != nil {
+			batch.UpdateStatus = append(batch.UpdateStatus, &api.ServiceUpdateStatus{ServiceId: s.Id, Version: s.Version, Status: p.UpdateStatus})
+		}
 	}
 	for id, ts := range byService {
 		if !known[id] {
@@ -152,7 +156,7 @@ func plan(cl *api.Cluster, nodes []*api.Node, services []*api.Service, tasks []*
 			t.Status = &api.TaskStatus{State: api.TaskState_PENDING, UnixNano: t.GetStatus().GetUnixNano(), Message: "pending task scheduling", Err: u.Reason}
 		}
 	}
-	if len(batch.Put)+len(batch.Delete)+len(batch.Desired) == 0 {
+	if len(batch.Put)+len(batch.Delete)+len(batch.Desired)+len(batch.UpdateStatus) == 0 {
 		return nil, wake
 	}
 	return batch, wake

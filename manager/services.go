@@ -74,6 +74,12 @@ func validateSpec(spec *api.ServiceSpec) error {
 	if spec.Container.StopGracePeriodNs == 0 {
 		spec.Container.StopGracePeriodNs = int64(defaultStopGrace)
 	}
+	if spec.Update == nil {
+		spec.Update = orchestrator.DefaultUpdateConfig()
+	}
+	if spec.Update.DelayNs < 0 || spec.Update.MonitorNs < 0 {
+		return status.Error(codes.InvalidArgument, "durations in a service spec can't be negative")
+	}
 	return validatePorts(spec.Container.Ports)
 }
 
@@ -108,7 +114,13 @@ func validatePorts(ports []*api.PortConfig) error {
 	return nil
 }
 
+// UpdateService scales a service (Replicas) or replaces its spec (Spec, made
+// from Version). A new container spec starts a rolling update, and so does
+// any update of a service whose update paused, as in Swarm.
 func (c *control) UpdateService(ctx context.Context, req *api.UpdateServiceRequest) (*api.Service, error) {
+	if req.Spec != nil {
+		return c.updateSpec(ctx, req)
+	}
 	if req.Replicas != nil && *req.Replicas > maxReplicas {
 		return nil, status.Errorf(codes.InvalidArgument, "%d replicas is more than shoal allows (%d)", *req.Replicas, maxReplicas)
 	}
@@ -132,6 +144,42 @@ func (c *control) UpdateService(ctx context.Context, req *api.UpdateServiceReque
 		}
 		return svc, nil
 	}
+}
+
+func (c *control) updateSpec(ctx context.Context, req *api.UpdateServiceRequest) (*api.Service, error) {
+	svc, err := c.m.resolveService(req.Ref)
+	if err != nil {
+		return nil, err
+	}
+	outOfSequence := status.Errorf(codes.Aborted, "update out of sequence: service %s changed since it was read; run the command again", svc.Spec.Name)
+	if svc.Version != req.Version {
+		return nil, outOfSequence
+	}
+	spec := proto.CloneOf(req.Spec)
+	if spec.Name != svc.Spec.Name {
+		return nil, status.Errorf(codes.InvalidArgument, "renaming services is not supported: create a service named %s and remove %s", spec.Name, svc.Spec.Name)
+	}
+	if spec.GetContainer().GetImage() == "" {
+		return nil, status.Error(codes.InvalidArgument, "a service needs an image: give one with --image")
+	}
+	if err := validateSpec(spec); err != nil {
+		return nil, err
+	}
+	now := time.Now().UnixNano()
+	if !proto.Equal(spec.Container, svc.Spec.Container) || svc.GetUpdateStatus().GetState() == api.UpdateStatus_PAUSED {
+		svc.UpdateStatus = &api.UpdateStatus{State: api.UpdateStatus_UPDATING, StartedUnixNano: now, Message: "update in progress"}
+	}
+	svc.Spec = spec
+	svc.Version++
+	svc.UpdatedUnixNano = now
+	cmd := &api.Command{Op: &api.Command_PutService{PutService: &api.PutService{Service: svc}}}
+	if _, err := c.m.store.Apply(ctx, cmd); err != nil {
+		if errors.Is(err, raftstore.ErrConflict) {
+			return nil, outOfSequence
+		}
+		return nil, toStatus(err)
+	}
+	return svc, nil
 }
 
 func (c *control) RemoveService(ctx context.Context, req *api.RemoveServiceRequest) (*api.RemoveServiceResponse, error) {

@@ -32,12 +32,14 @@ const (
 	// only root may write to and which a reboot empties, as it does the
 	// network namespaces.
 	DefaultDir = "/run/shoal-playground"
-	// recordFile names the directory of the playground that is up, for the
-	// commands that are given another one.
-	recordFile = "/run/shoal-playground.dir"
 	// MaxNodes bounds managers plus workers: addresses .11 to .210.
 	MaxNodes = 200
 )
+
+// recordFile names the directory of the playground that is up, for the
+// commands that are given another one. A variable so that unit tests do not
+// see a playground that is up on the machine.
+var recordFile = "/run/shoal-playground.dir"
 
 // State is what `up` made, kept in DIR/state.json for the other commands.
 type State struct {

@@ -76,6 +76,8 @@ func TestStateRoundTripsAndFindsNodes(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("Load accepts only directories that root owns; run as root")
 	}
+	defer func(saved string) { recordFile = saved }(recordFile)
+	recordFile = filepath.Join(t.TempDir(), "record")
 	dir := t.TempDir()
 	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), "playground up") {
 		t.Errorf("Load of an empty dir: got %v, want a hint to run up", err)

@@ -71,8 +71,18 @@ func (f *FSM) describe(cmd *api.Command) []*api.Event {
 	case *api.Command_PutService:
 		s := op.PutService.GetService()
 		if old, ok := f.t.services[s.GetId()]; ok {
-			ev(s.GetUpdatedUnixNano(), "service", "update", s.GetId(), "name", s.GetSpec().GetName(),
-				"replicas.old", fmt.Sprint(old.GetSpec().GetReplicas()), "replicas.new", fmt.Sprint(s.GetSpec().GetReplicas()))
+			// What changed, in Docker's attribute names.
+			kv := []string{"name", s.GetSpec().GetName()}
+			if o, n := old.GetSpec().GetReplicas(), s.GetSpec().GetReplicas(); o != n {
+				kv = append(kv, "replicas.old", fmt.Sprint(o), "replicas.new", fmt.Sprint(n))
+			}
+			if o, n := old.GetSpec().GetContainer().GetImage(), s.GetSpec().GetContainer().GetImage(); o != n {
+				kv = append(kv, "image.old", o, "image.new", n)
+			}
+			if o, n := old.GetUpdateStatus(), s.GetUpdateStatus(); o.GetState() != n.GetState() || o.GetStartedUnixNano() != n.GetStartedUnixNano() {
+				kv = append(kv, "updatestate.old", o.GetState().Name(), "updatestate.new", n.GetState().Name())
+			}
+			ev(s.GetUpdatedUnixNano(), "service", "update", s.GetId(), kv...)
 		} else {
 			ev(s.GetCreatedUnixNano(), "service", "create", s.GetId(), "name", s.GetSpec().GetName(),
 				"image", s.GetSpec().GetContainer().GetImage(), "replicas", fmt.Sprint(s.GetSpec().GetReplicas()))
@@ -96,6 +106,17 @@ func (f *FSM) describe(cmd *api.Command) []*api.Event {
 		for _, u := range b.Status {
 			if t, ok := f.t.tasks[u.GetTaskId()]; ok && u.Status != nil && statusForward(t.GetStatus().GetState(), u.Status.State) && u.Status.State != t.GetStatus().GetState() {
 				f.taskEvent(ev, t, t.GetStatus().GetState(), u.Status, t.NodeId)
+			}
+		}
+		for _, u := range b.UpdateStatus {
+			s, ok := f.t.services[u.GetServiceId()]
+			if !ok || s.Version != u.GetVersion() {
+				continue
+			}
+			from, to := s.GetUpdateStatus(), u.GetStatus()
+			if from.GetState() != to.GetState() {
+				ev(max(to.GetStartedUnixNano(), to.GetCompletedUnixNano()), "service", "update", s.Id, "name", s.Spec.GetName(),
+					"updatestate.old", from.GetState().Name(), "updatestate.new", to.GetState().Name(), "message", to.GetMessage())
 			}
 		}
 	}

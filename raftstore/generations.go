@@ -54,16 +54,20 @@ func (f *FSM) touched(cmd *api.Command) (nodes []string, orch bool) {
 		// an end concerns the node (the dispatcher then drops the task if
 		// it is unwanted) and the orchestrator. Echoing every step back
 		// would send a node its whole task list for each status batch.
+		// A rolling update also waits for its new tasks to run.
 		for _, u := range b.Status {
-			if u.GetStatus().GetState().Terminal() {
+			switch st := u.GetStatus().GetState(); {
+			case st.Terminal():
 				taskNode(u.GetTaskId())
+				orch = true
+			case st == api.TaskState_RUNNING && f.updating(u.GetTaskId()):
 				orch = true
 			}
 		}
 		for _, d := range b.Desired {
 			taskNode(d.GetTaskId())
 		}
-		orch = orch || len(b.Put)+len(b.Delete)+len(b.Desired) > 0
+		orch = orch || len(b.Put)+len(b.Delete)+len(b.Desired)+len(b.UpdateStatus) > 0
 		return nodes, orch
 	}
 	return nil, false

@@ -135,7 +135,22 @@ func (f *FSM) taskBatch(b *api.TaskBatch) error {
 			t.DesiredState = d.State
 		}
 	}
+	for _, u := range b.UpdateStatus {
+		if s, ok := f.t.services[u.GetServiceId()]; ok && s.Version == u.GetVersion() {
+			s.UpdateStatus = proto.CloneOf(u.GetStatus())
+		}
+	}
 	return nil
+}
+
+// updating reports whether the service of task id is in a rolling update.
+func (f *FSM) updating(taskID string) bool {
+	t, ok := f.t.tasks[taskID]
+	if !ok {
+		return false
+	}
+	s, ok := f.t.services[t.ServiceId]
+	return ok && s.GetUpdateStatus().GetState() == api.UpdateStatus_UPDATING
 }
 
 // statusForward: a task's state only moves forward, and never out of an

@@ -123,3 +123,40 @@ func TestServicePutMustFollowTheVersionItWasMadeFrom(t *testing.T) {
 		t.Fatalf("a change racing the removal brought the service back: %v", err)
 	}
 }
+
+// The orchestrator records a rolling update's progress in its task batch,
+// for the service version it planned from: a newer version (a new update
+// started meanwhile) is not overwritten. While a service updates, a task
+// that starts running concerns the orchestrator: the next step waits for it.
+func TestTaskBatchRecordsUpdateStatus(t *testing.T) {
+	f := NewFSM()
+	var events []*api.Event
+	f.SetEventSink(func(evs []*api.Event) { events = append(events, evs...) })
+	updating := &api.UpdateStatus{State: api.UpdateStatus_UPDATING, StartedUnixNano: 1}
+	mustFSMApply(t, f, &api.Command{Op: &api.Command_PutService{PutService: &api.PutService{Service: &api.Service{
+		Id: "s1", Version: 1, Spec: &api.ServiceSpec{Name: "web"}, UpdateStatus: updating}}}})
+	mustFSMApply(t, f, tasks(&api.TaskBatch{Put: []*api.Task{{Id: "t1", ServiceId: "s1", NodeId: "n1", Status: &api.TaskStatus{State: api.TaskState_STARTING}}}}))
+
+	orch := f.OrchestrationGeneration()
+	mustFSMApply(t, f, tasks(&api.TaskBatch{Status: []*api.TaskStatusUpdate{{TaskId: "t1", Status: &api.TaskStatus{State: api.TaskState_RUNNING}}}}))
+	if f.OrchestrationGeneration() == orch {
+		t.Error("a task of an updating service started running and the orchestrator was not told")
+	}
+
+	record := func(version uint64, state api.UpdateStatus_State) {
+		mustFSMApply(t, f, tasks(&api.TaskBatch{UpdateStatus: []*api.ServiceUpdateStatus{{ServiceId: "s1", Version: version,
+			Status: &api.UpdateStatus{State: state, StartedUnixNano: 1, CompletedUnixNano: 2, Message: "update " + state.Name()}}}}))
+	}
+	record(2, api.UpdateStatus_PAUSED) // planned from a version that is not the service's
+	if s, _ := f.Service("s1"); s.GetUpdateStatus().GetState() != api.UpdateStatus_UPDATING {
+		t.Fatalf("a status for another version was recorded: %v", s.GetUpdateStatus())
+	}
+	record(1, api.UpdateStatus_COMPLETED)
+	if s, _ := f.Service("s1"); s.GetUpdateStatus().GetState() != api.UpdateStatus_COMPLETED || s.Version != 1 {
+		t.Fatalf("after the update completed: version %d, %v", s.Version, s.GetUpdateStatus())
+	}
+	last := events[len(events)-1]
+	if last.Type != "service" || last.Attributes["updatestate.old"] != "updating" || last.Attributes["updatestate.new"] != "completed" || last.UnixNano != 2 {
+		t.Errorf("the completion was told as %v", last)
+	}
+}

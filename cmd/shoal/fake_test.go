@@ -281,6 +281,9 @@ func (f *fakeDaemon) UpdateService(_ context.Context, req *api.UpdateServiceRequ
 	if req.Replicas != nil {
 		svc.Spec.Replicas = *req.Replicas
 	}
+	if req.Spec != nil {
+		svc.Spec = proto.CloneOf(req.Spec)
+	}
 	svc.Version++
 	return proto.CloneOf(svc), nil
 }

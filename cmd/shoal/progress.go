@@ -1,6 +1,6 @@
 package main
 
-// The live progress view of `service create` and `service scale`, shaped
+// The live progress view of `service create`, `scale` and `update`, shaped
 // like Docker's:
 //
 //	overall progress: 2 out of 3 tasks
@@ -57,7 +57,7 @@ type waitOptions struct {
 // waitForService shows the progress of svc until every desired slot has a
 // running task of the current spec (and, with --verify, they stay so). ^C
 // stops waiting and leaves the service as it is; --timeout gives up with an
-// error.
+// error, and so does a rolling update that pauses after a failure.
 func (c *cli) waitForService(ctx context.Context, d *daemonConn, svc *api.Service, o waitOptions) error {
 	name := svc.GetSpec().GetName()
 	if name == "" {
@@ -97,6 +97,10 @@ func (c *cli) waitForService(ctx context.Context, d *daemonConn, svc *api.Servic
 			return err
 		}
 		view = serviceProgress(cur, tasks.GetTasks())
+		if st := cur.GetUpdateStatus(); st.GetState() == api.UpdateStatus_PAUSED {
+			p.show(view)
+			return fmt.Errorf("service %s: %s; see 'shoal service ps %s', then run 'shoal service update' with a spec that works, which resumes the update", name, st.GetMessage(), name)
+		}
 		done := false
 		switch {
 		case view.converged():

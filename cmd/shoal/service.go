@@ -16,6 +16,7 @@ import (
 const (
 	defaultRestartDelay    = 5 * time.Second
 	defaultStopGracePeriod = 10 * time.Second
+	defaultUpdateMonitor   = 5 * time.Second
 )
 
 func newServiceCommand(c *cli) *cobra.Command {
@@ -26,6 +27,7 @@ func newServiceCommand(c *cli) *cobra.Command {
 		newServicePsCommand(c),
 		newServiceRemoveCommand(c),
 		newServiceScaleCommand(c),
+		newServiceUpdateCommand(c),
 	)
 }
 
@@ -43,6 +45,7 @@ type createOptions struct {
 	restartWindow    duration
 	stopGrace        duration
 	publish          portList
+	update           updateOptions
 	wait             waitOptions
 }
 
@@ -53,6 +56,7 @@ func newServiceCreateCommand(c *cli) *cobra.Command {
 		containerLabels: labelMap{},
 		restartDelay:    duration(defaultRestartDelay),
 		stopGrace:       duration(defaultStopGracePeriod),
+		update:          defaultUpdateOptions(),
 	}
 	cmd := &cobra.Command{
 		Use:   "create [OPTIONS] IMAGE [COMMAND] [ARG...]",
@@ -64,7 +68,10 @@ func newServiceCreateCommand(c *cli) *cobra.Command {
 				return err
 			}
 			defer d.Close()
-			svc, err := d.Control.CreateService(cmd.Context(), &api.CreateServiceRequest{Spec: opts.spec(args)})
+			spec := opts.spec(args)
+			spec.Update = &api.UpdateConfig{}
+			opts.update.apply(spec.Update, cmd.Flags(), true)
+			svc, err := d.Control.CreateService(cmd.Context(), &api.CreateServiceRequest{Spec: spec})
 			if err != nil {
 				return err
 			}
@@ -90,6 +97,7 @@ func newServiceCreateCommand(c *cli) *cobra.Command {
 	flags.Var(&opts.restartWindow, "restart-window", "Window used to evaluate the restart policy (ns|us|ms|s|m|h) (0: unbounded)")
 	flags.Var(&opts.stopGrace, "stop-grace-period", "Time to wait before force killing a container (ns|us|ms|s|m|h)")
 	flags.VarP(&opts.publish, "publish", "p", "Publish a port as a node port (published=P,target=T,mode=host)")
+	addUpdateFlags(flags, &opts.update)
 	addWaitFlags(flags, &opts.wait)
 	flags.BoolVarP(&opts.wait.quiet, "quiet", "q", false, "Suppress progress output")
 	return cmd

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/pflag"
+
 	"github.com/shoal-dev/shoal/api"
 )
 
@@ -273,4 +275,81 @@ func portsText(ports []*api.PortConfig) string {
 		out = append(out, fmt.Sprintf("*:%d->%d/%s", p.GetPublished(), p.GetTarget(), cmp.Or(p.GetProtocol(), "tcp")))
 	}
 	return strings.Join(out, ",")
+}
+
+// failureAction is --update-failure-action: pause or continue. (Swarm's
+// rollback is not built.)
+type failureAction api.UpdateConfig_FailureAction
+
+func (a *failureAction) String() string { return api.UpdateConfig_FailureAction(*a).Name() }
+func (a *failureAction) Type() string   { return "string" }
+
+func (a *failureAction) Set(v string) error {
+	switch v {
+	case "pause":
+		*a = failureAction(api.UpdateConfig_PAUSE)
+	case "continue":
+		*a = failureAction(api.UpdateConfig_CONTINUE)
+	case "rollback":
+		return errors.New(`shoal has no rollbacks yet: use "pause" (then fix the spec with 'shoal service update') or "continue"`)
+	default:
+		return errors.New(`use "pause" or "continue"`)
+	}
+	return nil
+}
+
+// updateOrder is --update-order; only stop-first is built.
+type updateOrder string
+
+func (o *updateOrder) String() string { return string(*o) }
+func (o *updateOrder) Type() string   { return "string" }
+
+func (o *updateOrder) Set(v string) error {
+	switch v {
+	case "stop-first":
+		*o = updateOrder(v)
+		return nil
+	case "start-first":
+		return errors.New(`shoal stops the old task before it starts the new one: only "stop-first" is built`)
+	}
+	return errors.New(`use "stop-first"`)
+}
+
+// updateOptions are the --update-* flags of service create and update.
+type updateOptions struct {
+	parallelism   uint64
+	delay         duration
+	failureAction failureAction
+	monitor       duration
+	order         updateOrder
+}
+
+func defaultUpdateOptions() updateOptions {
+	return updateOptions{parallelism: 1, monitor: duration(defaultUpdateMonitor), order: "stop-first"}
+}
+
+func addUpdateFlags(flags *pflag.FlagSet, o *updateOptions) {
+	flags.Uint64Var(&o.parallelism, "update-parallelism", o.parallelism, "Maximum number of tasks updated simultaneously (0 to update all at once)")
+	flags.Var(&o.delay, "update-delay", "Delay between updates (ns|us|ms|s|m|h)")
+	flags.Var(&o.failureAction, "update-failure-action", `Action on update failure ("pause", "continue")`)
+	flags.Var(&o.monitor, "update-monitor", "Duration after each task update to monitor for failure (ns|us|ms|s|m|h)")
+	flags.Var(&o.order, "update-order", `Update order ("stop-first")`)
+}
+
+// apply sets the fields of c whose flags were given (all of them when
+// every is true, as for create).
+func (o *updateOptions) apply(c *api.UpdateConfig, flags *pflag.FlagSet, every bool) {
+	set := func(name string) bool { return every || flags.Changed(name) }
+	if set("update-parallelism") {
+		c.Parallelism = o.parallelism
+	}
+	if set("update-delay") {
+		c.DelayNs = int64(o.delay)
+	}
+	if set("update-failure-action") {
+		c.FailureAction = api.UpdateConfig_FailureAction(o.failureAction)
+	}
+	if set("update-monitor") {
+		c.MonitorNs = int64(o.monitor)
+	}
 }

@@ -65,11 +65,27 @@ func newServiceInspectCommand(c *cli) *cobra.Command {
 // inspect`), so that templates such as {{.Spec.Mode.Replicated.Replicas}}
 // work as they do with Docker.
 type serviceJSON struct {
-	ID        string
-	Version   objectVersion
-	CreatedAt time.Time
-	UpdatedAt time.Time
-	Spec      serviceSpecJSON
+	ID           string
+	Version      objectVersion
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+	Spec         serviceSpecJSON
+	UpdateStatus *updateStatusJSON `json:",omitempty"`
+}
+
+type updateStatusJSON struct {
+	State       string     // updating, paused, completed
+	StartedAt   *time.Time `json:",omitempty"`
+	CompletedAt *time.Time `json:",omitempty"`
+	Message     string
+}
+
+type updateConfigJSON struct {
+	Parallelism   uint64
+	Delay         time.Duration
+	FailureAction string // pause, continue
+	Monitor       time.Duration
+	Order         string
 }
 
 type serviceSpecJSON struct {
@@ -77,6 +93,7 @@ type serviceSpecJSON struct {
 	Labels       map[string]string
 	TaskTemplate taskTemplateJSON
 	Mode         serviceModeJSON
+	UpdateConfig *updateConfigJSON `json:",omitempty"`
 	EndpointSpec *endpointSpecJSON `json:",omitempty"`
 }
 
@@ -129,11 +146,29 @@ func newServiceJSON(s *api.Service) serviceJSON {
 	}
 	c := spec.GetContainer()
 	r := spec.GetRestart()
+	var update *updateConfigJSON
+	if u := spec.GetUpdate(); u != nil {
+		update = &updateConfigJSON{Parallelism: u.GetParallelism(), Delay: time.Duration(u.GetDelayNs()),
+			FailureAction: u.GetFailureAction().Name(), Monitor: time.Duration(u.GetMonitorNs()), Order: "stop-first"}
+	}
+	var status *updateStatusJSON
+	if st := s.GetUpdateStatus(); st.GetState() != api.UpdateStatus_NONE {
+		status = &updateStatusJSON{State: st.GetState().Name(), Message: st.GetMessage()}
+		if ns := st.GetStartedUnixNano(); ns != 0 {
+			t := unixNano(ns)
+			status.StartedAt = &t
+		}
+		if ns := st.GetCompletedUnixNano(); ns != 0 && st.GetState() == api.UpdateStatus_COMPLETED {
+			t := unixNano(ns)
+			status.CompletedAt = &t
+		}
+	}
 	return serviceJSON{
-		ID:        s.GetId(),
-		Version:   objectVersion{Index: s.GetVersion()},
-		CreatedAt: unixNano(s.GetCreatedUnixNano()),
-		UpdatedAt: unixNano(s.GetUpdatedUnixNano()),
+		UpdateStatus: status,
+		ID:           s.GetId(),
+		Version:      objectVersion{Index: s.GetVersion()},
+		CreatedAt:    unixNano(s.GetCreatedUnixNano()),
+		UpdatedAt:    unixNano(s.GetUpdatedUnixNano()),
 		Spec: serviceSpecJSON{
 			Name:   spec.GetName(),
 			Labels: labels,
@@ -154,6 +189,7 @@ func newServiceJSON(s *api.Service) serviceJSON {
 				},
 			},
 			Mode:         serviceModeJSON{Replicated: replicatedJSON{Replicas: spec.GetReplicas()}},
+			UpdateConfig: update,
 			EndpointSpec: endpointSpec(c.GetPorts()),
 		},
 	}
@@ -190,6 +226,30 @@ func writeServicePretty(w io.Writer, s serviceJSON) {
 	}
 	fmt.Fprintln(w, "Service Mode:\tReplicated")
 	fmt.Fprintf(w, " Replicas:\t%d\n", s.Spec.Mode.Replicated.Replicas)
+	if st := s.UpdateStatus; st != nil {
+		ago := func(t time.Time) string { return strings.ToLower(humanDuration(timeNow().Sub(t))) + " ago" }
+		fmt.Fprintln(w, "UpdateStatus:")
+		fmt.Fprintf(w, " State:\t\t%s\n", st.State)
+		if st.StartedAt != nil {
+			fmt.Fprintf(w, " Started:\t%s\n", ago(*st.StartedAt))
+		}
+		if st.CompletedAt != nil {
+			fmt.Fprintf(w, " Completed:\t%s\n", ago(*st.CompletedAt))
+		}
+		fmt.Fprintf(w, " Message:\t%s\n", st.Message)
+	}
+	if u := s.Spec.UpdateConfig; u != nil {
+		fmt.Fprintln(w, "UpdateConfig:")
+		fmt.Fprintf(w, " Parallelism:\t%d\n", u.Parallelism)
+		if u.Delay > 0 {
+			fmt.Fprintf(w, " Delay:\t\t%s\n", u.Delay)
+		}
+		fmt.Fprintf(w, " On failure:\t%s\n", u.FailureAction)
+		if u.Monitor > 0 {
+			fmt.Fprintf(w, " Monitoring Period: %s\n", u.Monitor)
+		}
+		fmt.Fprintf(w, " Update order:      %s\n", u.Order)
+	}
 	cs := s.Spec.TaskTemplate.ContainerSpec
 	fmt.Fprintln(w, "ContainerSpec:")
 	fmt.Fprintf(w, " Image:\t\t%s\n", cs.Image)

@@ -51,6 +51,9 @@ func serviceFixture() *fakeDaemon {
 	f.services[0].Spec.Restart = &api.RestartPolicy{
 		Condition: api.RestartPolicy_ON_FAILURE, DelayNs: int64(2 * time.Second), MaxAttempts: 3, WindowNs: int64(time.Minute),
 	}
+	f.services[0].Spec.Update = &api.UpdateConfig{Parallelism: 2, DelayNs: int64(10 * time.Second), MonitorNs: int64(5 * time.Second)}
+	f.services[0].UpdateStatus = &api.UpdateStatus{State: api.UpdateStatus_PAUSED, StartedUnixNano: psNow.Add(-11 * time.Second).UnixNano(),
+		CompletedUnixNano: psNow.Add(-3 * time.Second).UnixNano(), Message: "update paused due to failure or early termination of task w1curr5g7h9j1k3l5m7n9p1qr"}
 	f.running = map[string]uint64{idWeb: 2, idAPI: 1, idCache2: 1}
 	f.nodeNames = map[string]string{
 		idManager1: "manager-1", idManager2: "manager-2", idWorker10: "worker-10", idWorker2: "worker-2",
@@ -219,6 +222,7 @@ func TestServiceCreateRequest(t *testing.T) {
 		"--label", "tier=front", "-l", "canary", "--container-label", "team=blue",
 		"--restart-condition", "on-failure", "--restart-delay", "2s", "--restart-max-attempts", "4",
 		"--restart-window", "1m", "--stop-grace-period", "30s", "--entrypoint", `sh -c`,
+		"--update-parallelism", "2", "--update-delay", "10s", "--update-failure-action", "continue",
 		"nginx:1.27", "echo", "hello world", "--not-a-flag")
 	assertGolden(t, "service-create-detach", out)
 
@@ -242,6 +246,8 @@ func TestServiceCreateRequest(t *testing.T) {
 			Condition: api.RestartPolicy_ON_FAILURE, DelayNs: int64(2 * time.Second),
 			MaxAttempts: 4, WindowNs: int64(time.Minute),
 		},
+		Update: &api.UpdateConfig{Parallelism: 2, DelayNs: int64(10 * time.Second),
+			FailureAction: api.UpdateConfig_CONTINUE, MonitorNs: int64(5 * time.Second)},
 	}
 	if got := reqs[0].(*api.CreateServiceRequest).GetSpec(); !proto.Equal(got, want) {
 		t.Errorf("create sent\n%v\nwant\n%v", got, want)
@@ -258,6 +264,7 @@ func TestServiceCreateDefaults(t *testing.T) {
 		Replicas:  1,
 		Container: &api.ContainerSpec{Image: "nginx", StopGracePeriodNs: int64(10 * time.Second)},
 		Restart:   &api.RestartPolicy{Condition: api.RestartPolicy_ANY, DelayNs: int64(5 * time.Second)},
+		Update:    &api.UpdateConfig{Parallelism: 1, MonitorNs: int64(5 * time.Second)},
 	}
 	if got := f.requests("CreateService")[0].(*api.CreateServiceRequest).GetSpec(); !proto.Equal(got, want) {
 		t.Errorf("create sent\n%v\nwant the defaults\n%v", got, want)
@@ -374,6 +381,7 @@ func TestServiceRemove(t *testing.T) {
 }
 
 func TestServiceInspect(t *testing.T) {
+	fixClock(t)
 	host := serviceFixture().serve(t)
 	t.Run("json", func(t *testing.T) {
 		assertGolden(t, "service-inspect", mustShoal(t, host, "service", "inspect", "web", "cache-10"))
@@ -398,6 +406,7 @@ func TestServiceInspect(t *testing.T) {
 		{"{{json .Spec.TaskTemplate.ContainerSpec.Command}}", "api", `["/bin/api","--serve"]` + "\n"},
 		{"{{.Version.Index}} {{.ID}}", idCache2[:7], "1 " + idCache2 + "\n"},
 		{"{{json .Spec.Labels}}", "cache-2", "{}\n"},
+		{"{{.UpdateStatus.State}} {{.Spec.UpdateConfig.Delay}}", "web", "paused 10s\n"},
 	} {
 		if got := mustShoal(t, host, "service", "inspect", "--format", tc.format, tc.ref); got != tc.want {
 			t.Errorf("service inspect %s --format %q = %q, want %q", tc.ref, tc.format, got, tc.want)
@@ -436,5 +445,61 @@ func TestServiceUsageErrors(t *testing.T) {
 		if r.code != 1 || r.stderr != tc.want {
 			t.Errorf("shoal %v: got %s\nwant stderr %q", tc.args, r, tc.want)
 		}
+	}
+}
+
+// service update reads the service, changes what the flags say and sends
+// the whole spec with the version it read.
+func TestServiceUpdateRequest(t *testing.T) {
+	f := serviceFixture()
+	host := f.serve(t)
+	want := proto.CloneOf(f.services[0].Spec)
+	out := mustShoal(t, host, "service", "update", "-d", "--image", "nginx:1.28", "--env-add", "MODE=dev", "--env-add", "NEW=1",
+		"--env-rm", "DEBUG", "--label-rm", "canary", "--label-add", "owner=ops", "--publish-rm", "80",
+		"--publish-add", "published=9090,target=90,mode=host", "--update-delay", "3s", "--force", "--replicas", "4", "web")
+	if out != "web\n" {
+		t.Errorf("update -d printed %q, want the service as named", out)
+	}
+	reqs := f.requests("UpdateService")
+	if len(reqs) != 1 {
+		t.Fatalf("want one UpdateService call, got %d", len(reqs))
+	}
+	req := reqs[0].(*api.UpdateServiceRequest)
+	if req.GetRef() != idWeb || req.GetVersion() != 4 || req.Replicas != nil {
+		t.Errorf("update sent ref %q version %d replicas %v, want the ID, the version read (4), no scale", req.GetRef(), req.GetVersion(), req.Replicas)
+	}
+	want.Replicas = 4
+	want.Labels = map[string]string{"tier": "front", "owner": "ops"}
+	want.Container.Image = "nginx:1.28"
+	want.Container.Env = []string{"MODE=dev", "NEW=1"}
+	want.Container.Ports = []*api.PortConfig{{Published: 9090, Target: 90, Mode: api.PortConfig_HOST}}
+	want.Container.ForceUpdate = 1
+	want.Update.DelayNs = int64(3 * time.Second) // the other update settings stay
+	if !proto.Equal(req.GetSpec(), want) {
+		t.Errorf("update sent\n%v\nwant\n%v", req.GetSpec(), want)
+	}
+}
+
+func TestServiceUpdateBadFlags(t *testing.T) {
+	f := serviceFixture()
+	host := f.serve(t)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--publish-rm", "81", "web"}, "publishes no target port 81"},
+		{[]string{"--update-failure-action", "rollback", "web"}, "no rollbacks yet"},
+		{[]string{"--update-order", "start-first", "web"}, `only "stop-first"`},
+		{[]string{"--image", "", "web"}, "--image can't be empty"},
+		{[]string{"ghost"}, "service ghost not found"},
+		{[]string{"-d"}, "requires 1 argument"},
+	} {
+		r := shoal(t, host, append([]string{"service", "update", "-d"}, tc.args...)...)
+		if r.code == 0 || !strings.Contains(r.String(), tc.want) {
+			t.Errorf("service update %v: exit %d, output %q; want a refusal saying %q", tc.args, r.code, r.String(), tc.want)
+		}
+	}
+	if n := len(f.requests("UpdateService")); n != 0 {
+		t.Errorf("%d UpdateService calls were sent for refused updates", n)
 	}
 }

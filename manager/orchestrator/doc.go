@@ -1,7 +1,7 @@
 // Package orchestrator owns the decisions that keep a replicated service's
 // slots filled: scaling up and down, restarting ended tasks by the service's
-// restart policy, replacing tasks on nodes that went down, and trimming each
-// slot's task history.
+// restart policy, replacing tasks on nodes that went down, rolling updates,
+// and trimming each slot's task history.
 //
 // Its functions are pure: Reconcile and Remove take a View (one service, its
 // tasks, which nodes are down, the time) and return a Plan of task changes.

@@ -46,15 +46,19 @@ type Plan struct {
 	// task, and never a task that may still be running on a node that is up.
 	Delete []string
 	// Wake is when to reconcile again even if nothing else changes: the
-	// earliest restart that waits for its delay. Zero when none waits.
+	// earliest restart that waits for its delay, or the next step of a
+	// rolling update. Zero when none waits.
 	Wake time.Time
+	// UpdateStatus is the service's rolling update status when this plan
+	// changes it (paused, completed); nil otherwise.
+	UpdateStatus *api.UpdateStatus
 }
 
 // Reconcile plans what keeps v.Service's slots 1..Replicas filled with
 // exactly one live task each: new tasks for empty slots, lowest first;
 // desired SHUTDOWN for the slots above Replicas; restarts of ended tasks by
-// the restart policy; immediate replacement of tasks on down nodes; and the
-// trimming of each slot's history. newID gives each new task its ID and is
+// the restart policy; immediate replacement of tasks on down nodes; the
+// next step of a rolling update; and the trimming of each slot's history. newID gives each new task its ID and is
 // called once per task, in slot order.
 //
 // Reconcile is deterministic: the same view and IDs give the same plan,
@@ -71,6 +75,11 @@ func Reconcile(v View, newID func() string) Plan {
 			p.unwanted(slots[s])
 		}
 	}
+	live := make([]*api.Task, 0, replicas)
+	for s := uint64(1); s <= replicas; s++ {
+		live = append(live, p.keeper(slots[s]))
+	}
+	p.roll = p.planRollout(live)
 	for s := uint64(1); s <= replicas; s++ {
 		p.wanted(s, slots[s])
 	}
@@ -99,6 +108,7 @@ type planner struct {
 	plan    Plan
 	touched map[string]bool // tasks given a desired state in this plan
 	deletes []*api.Task
+	roll    *rollout // nil: no rolling update in this plan
 }
 
 func newPlanner(v View, newID func() string) *planner {
@@ -118,16 +128,24 @@ func (p *planner) unwanted(ts []*api.Task) {
 	}
 }
 
-// wanted keeps one live task in slot: the one furthest along on a node that
-// is up. Duplicates and tasks on down nodes are stopped; a slot emptied by
-// a down node is refilled at once, an otherwise empty one by refill.
-func (p *planner) wanted(slot uint64, ts []*api.Task) {
+// keeper is the live task a slot keeps: the one furthest along on a node
+// that is up; nil if there is none.
+func (p *planner) keeper(ts []*api.Task) *api.Task {
 	var keep *api.Task
 	for _, t := range ts {
 		if Live(t) && !p.down(t) && (keep == nil || ahead(t, keep)) {
 			keep = t
 		}
 	}
+	return keep
+}
+
+// wanted keeps one live task in slot (keeper). Duplicates and tasks on down
+// nodes are stopped; a slot emptied by a down node is refilled at once, an
+// otherwise empty one by refill; an outdated task is replaced when the
+// rolling update gets to it.
+func (p *planner) wanted(slot uint64, ts []*api.Task) {
+	keep := p.keeper(ts)
 	lost := false
 	for _, t := range ts {
 		if Live(t) && t != keep {
@@ -137,6 +155,10 @@ func (p *planner) wanted(slot uint64, ts []*api.Task) {
 	}
 	current := keep
 	switch {
+	case keep != nil && p.roll != nil && Outdated(p.v.Service, keep) && p.roll.take():
+		p.shutdown(keep)
+		p.create(slot)
+		current = nil
 	case keep != nil:
 	case lost:
 		p.create(slot)

@@ -1,0 +1,120 @@
+package orchestrator
+
+import (
+	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/shoal-dev/shoal/api"
+)
+
+// DefaultUpdateMonitor is how long a replacement must run before a rolling
+// update counts it as a success, as Swarm's --update-monitor.
+const DefaultUpdateMonitor = 5 * time.Second
+
+// DefaultUpdateConfig is the update config of a service that has none:
+// one task at a time, no delay, pause on failure.
+func DefaultUpdateConfig() *api.UpdateConfig {
+	return &api.UpdateConfig{Parallelism: 1, MonitorNs: int64(DefaultUpdateMonitor)}
+}
+
+// Outdated reports whether t was made from another container spec than
+// the service's: a rolling update replaces it.
+func Outdated(s *api.Service, t *api.Task) bool {
+	return !proto.Equal(t.GetSpec(), s.GetSpec().GetContainer())
+}
+
+// rollout is one pass's share of a service's rolling update: how many
+// outdated tasks it may replace now. It keeps no memory between passes:
+// everything is read from the tasks made since the update started (its
+// "fresh" tasks) and their states.
+type rollout struct {
+	budget int // outdated tasks this pass may replace; <0: all
+}
+
+// planRollout looks at the live task of every wanted slot (nil for a slot
+// without one) and decides this pass's budget and the update's
+// status. A pass replaces outdated tasks, lowest slot first, while fewer
+// than Parallelism fresh tasks are on their way to running or within the
+// delay after reaching it. An update pauses (failure action PAUSE) when a
+// fresh task ends by itself before the update completes, and completes once
+// no outdated task is left and every fresh one has run for the monitor
+// period.
+//
+// It returns nil when no update is under way, or when this pass ends it.
+func (p *planner) planRollout(current []*api.Task) *rollout {
+	s := p.v.Service
+	st := s.GetUpdateStatus()
+	if st.GetState() != api.UpdateStatus_UPDATING {
+		return nil
+	}
+	cfg := s.GetSpec().GetUpdate()
+	if cfg == nil {
+		cfg = DefaultUpdateConfig()
+	}
+	started := st.GetStartedUnixNano()
+	fresh := func(t *api.Task) bool { return t.GetCreatedUnixNano() >= started && !Outdated(s, t) }
+
+	if cfg.GetFailureAction() == api.UpdateConfig_PAUSE {
+		for _, t := range p.v.Tasks {
+			if fresh(t) && endedByItself(t) {
+				p.setUpdateStatus(api.UpdateStatus_PAUSED, fmt.Sprintf("update paused due to failure or early termination of task %s", t.GetId()))
+				return nil
+			}
+		}
+	}
+
+	now := p.v.Now
+	delay, monitor := time.Duration(cfg.GetDelayNs()), time.Duration(cfg.GetMonitorNs())
+	busy, outdated := 0, 0
+	settled := true // every fresh task has run for the monitor period
+	for _, t := range current {
+		switch {
+		case t == nil: // waiting for a restart, or given up
+		case Outdated(s, t):
+			outdated++
+		case !fresh(t):
+		case t.GetStatus().GetState() < api.TaskState_RUNNING:
+			busy++
+			settled = false
+		default:
+			running := endTime(t)
+			if now.Before(running.Add(delay)) {
+				busy++
+				p.wake(running.Add(delay))
+			}
+			if now.Before(running.Add(monitor)) {
+				settled = false
+				p.wake(running.Add(monitor))
+			}
+		}
+	}
+	if outdated == 0 && settled {
+		p.setUpdateStatus(api.UpdateStatus_COMPLETED, "update completed")
+		return nil
+	}
+	if cfg.GetParallelism() == 0 {
+		return &rollout{budget: -1}
+	}
+	return &rollout{budget: max(int(cfg.GetParallelism())-busy, 0)}
+}
+
+// take reports whether outdated task t is to be replaced in this pass, and
+// counts it against the budget.
+func (r *rollout) take() bool {
+	switch {
+	case r.budget < 0:
+		return true
+	case r.budget == 0:
+		return false
+	}
+	r.budget--
+	return true
+}
+
+func (p *planner) setUpdateStatus(state api.UpdateStatus_State, msg string) {
+	st := proto.CloneOf(p.v.Service.GetUpdateStatus())
+	st.State, st.Message, st.CompletedUnixNano = state, msg, p.v.Now.UnixNano()
+	p.plan.UpdateStatus = st
+}
