@@ -119,6 +119,9 @@ func validatePorts(ports []*api.PortConfig) error {
 // any update of a service whose update paused, as in Swarm.
 func (c *control) UpdateService(ctx context.Context, req *api.UpdateServiceRequest) (*api.Service, error) {
 	if req.Spec != nil {
+		if req.Replicas != nil {
+			return nil, status.Error(codes.InvalidArgument, "give the replicas in the spec, or alone (scale), not both")
+		}
 		return c.updateSpec(ctx, req)
 	}
 	if req.Replicas != nil && *req.Replicas > maxReplicas {
@@ -134,6 +137,9 @@ func (c *control) UpdateService(ctx context.Context, req *api.UpdateServiceReque
 		svc.Spec.Replicas = *req.Replicas
 		svc.Version++
 		svc.UpdatedUnixNano = time.Now().UnixNano()
+		if svc.GetUpdateStatus().GetState() == api.UpdateStatus_PAUSED {
+			startUpdate(svc) // a scale is an update too, in Swarm: it resumes
+		}
 		cmd := &api.Command{Op: &api.Command_PutService{PutService: &api.PutService{Service: svc}}}
 		_, err = c.m.store.Apply(ctx, cmd)
 		if errors.Is(err, raftstore.ErrConflict) && attempt < 5 {
@@ -165,13 +171,13 @@ func (c *control) updateSpec(ctx context.Context, req *api.UpdateServiceRequest)
 	if err := validateSpec(spec); err != nil {
 		return nil, err
 	}
-	now := time.Now().UnixNano()
-	if !proto.Equal(spec.Container, svc.Spec.Container) || svc.GetUpdateStatus().GetState() == api.UpdateStatus_PAUSED {
-		svc.UpdateStatus = &api.UpdateStatus{State: api.UpdateStatus_UPDATING, StartedUnixNano: now, Message: "update in progress"}
-	}
+	changed := !proto.Equal(spec.Container, svc.Spec.Container)
 	svc.Spec = spec
 	svc.Version++
-	svc.UpdatedUnixNano = now
+	svc.UpdatedUnixNano = time.Now().UnixNano()
+	if changed || svc.GetUpdateStatus().GetState() == api.UpdateStatus_PAUSED {
+		startUpdate(svc)
+	}
 	cmd := &api.Command{Op: &api.Command_PutService{PutService: &api.PutService{Service: svc}}}
 	if _, err := c.m.store.Apply(ctx, cmd); err != nil {
 		if errors.Is(err, raftstore.ErrConflict) {
@@ -180,6 +186,13 @@ func (c *control) updateSpec(ctx context.Context, req *api.UpdateServiceRequest)
 		return nil, toStatus(err)
 	}
 	return svc, nil
+}
+
+// startUpdate starts a rolling update of svc at its (new) version: the
+// tasks made from here on are the update's own.
+func startUpdate(svc *api.Service) {
+	svc.UpdateStatus = &api.UpdateStatus{State: api.UpdateStatus_UPDATING, StartedUnixNano: svc.UpdatedUnixNano,
+		StartedVersion: svc.Version, Message: "update in progress"}
 }
 
 func (c *control) RemoveService(ctx context.Context, req *api.RemoveServiceRequest) (*api.RemoveServiceResponse, error) {

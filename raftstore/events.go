@@ -79,7 +79,7 @@ func (f *FSM) describe(cmd *api.Command) []*api.Event {
 			if o, n := old.GetSpec().GetContainer().GetImage(), s.GetSpec().GetContainer().GetImage(); o != n {
 				kv = append(kv, "image.old", o, "image.new", n)
 			}
-			if o, n := old.GetUpdateStatus(), s.GetUpdateStatus(); o.GetState() != n.GetState() || o.GetStartedUnixNano() != n.GetStartedUnixNano() {
+			if o, n := old.GetUpdateStatus(), s.GetUpdateStatus(); n.GetStartedVersion() != o.GetStartedVersion() {
 				kv = append(kv, "updatestate.old", o.GetState().Name(), "updatestate.new", n.GetState().Name())
 			}
 			ev(s.GetUpdatedUnixNano(), "service", "update", s.GetId(), kv...)

@@ -88,7 +88,14 @@ func (f *FSM) putService(c *api.PutService) error {
 	case !ok && s.Version != 1:
 		return fmt.Errorf("service %s: %w", s.Spec.Name, ErrNotFound)
 	}
-	f.t.services[s.Id] = proto.CloneOf(s)
+	s = proto.CloneOf(s)
+	if ok && s.GetUpdateStatus().GetStartedVersion() == old.GetUpdateStatus().GetStartedVersion() {
+		// Only a put that starts an update sets its status; the progress
+		// the orchestrator recorded since the read (paused, completed)
+		// stays.
+		s.UpdateStatus = old.UpdateStatus
+	}
+	f.t.services[s.Id] = s
 	return nil
 }
 

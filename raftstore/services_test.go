@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/shoal-dev/shoal/api"
+	"google.golang.org/protobuf/proto"
 )
 
 func tasks(b *api.TaskBatch) *api.Command { return &api.Command{Op: &api.Command_Tasks{Tasks: b}} }
@@ -158,5 +159,36 @@ func TestTaskBatchRecordsUpdateStatus(t *testing.T) {
 	last := events[len(events)-1]
 	if last.Type != "service" || last.Attributes["updatestate.old"] != "updating" || last.Attributes["updatestate.new"] != "completed" || last.UnixNano != 2 {
 		t.Errorf("the completion was told as %v", last)
+	}
+}
+
+// A put made from a read taken before the orchestrator recorded progress
+// (a scale during an update) keeps that progress; a put that starts a new
+// update (another started version) replaces it.
+func TestServicePutKeepsUpdateProgress(t *testing.T) {
+	f := NewFSM()
+	svc := &api.Service{Id: "s1", Version: 1, Spec: &api.ServiceSpec{Name: "web", Replicas: 2},
+		UpdateStatus: &api.UpdateStatus{State: api.UpdateStatus_UPDATING, StartedVersion: 1}}
+	put := func(s *api.Service) {
+		t.Helper()
+		mustFSMApply(t, f, &api.Command{Op: &api.Command_PutService{PutService: &api.PutService{Service: s}}})
+	}
+	put(svc)
+	mustFSMApply(t, f, tasks(&api.TaskBatch{UpdateStatus: []*api.ServiceUpdateStatus{{ServiceId: "s1", Version: 1,
+		Status: &api.UpdateStatus{State: api.UpdateStatus_PAUSED, StartedVersion: 1, Message: "update paused"}}}}))
+
+	scaled := proto.CloneOf(svc) // read before the pause
+	scaled.Version, scaled.Spec.Replicas = 2, 3
+	put(scaled)
+	if s, _ := f.Service("s1"); s.Spec.Replicas != 3 || s.GetUpdateStatus().GetState() != api.UpdateStatus_PAUSED {
+		t.Fatalf("a scale from an old read: replicas %d, update %v; want 3 and still paused", s.Spec.Replicas, s.GetUpdateStatus())
+	}
+
+	resumed := proto.CloneOf(scaled)
+	resumed.Version = 3
+	resumed.UpdateStatus = &api.UpdateStatus{State: api.UpdateStatus_UPDATING, StartedVersion: 3}
+	put(resumed)
+	if s, _ := f.Service("s1"); s.GetUpdateStatus().GetState() != api.UpdateStatus_UPDATING || s.GetUpdateStatus().GetStartedVersion() != 3 {
+		t.Fatalf("a put that starts an update left %v", s.GetUpdateStatus())
 	}
 }

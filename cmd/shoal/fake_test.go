@@ -281,10 +281,13 @@ func (f *fakeDaemon) UpdateService(_ context.Context, req *api.UpdateServiceRequ
 	if req.Replicas != nil {
 		svc.Spec.Replicas = *req.Replicas
 	}
+	svc.Version++
 	if req.Spec != nil {
+		if !proto.Equal(req.Spec.Container, svc.Spec.Container) {
+			svc.UpdateStatus = &api.UpdateStatus{State: api.UpdateStatus_UPDATING, StartedVersion: svc.Version}
+		}
 		svc.Spec = proto.CloneOf(req.Spec)
 	}
-	svc.Version++
 	return proto.CloneOf(svc), nil
 }
 

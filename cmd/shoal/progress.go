@@ -80,6 +80,12 @@ func (c *cli) waitForService(ctx context.Context, d *daemonConn, svc *api.Servic
 	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
 
+	// The rolling update this command started, if any: then the wait ends
+	// when the update completes, not when the new tasks first run.
+	var update uint64
+	if st := svc.GetUpdateStatus(); st.GetState() == api.UpdateStatus_UPDATING && st.GetStartedVersion() == svc.GetVersion() {
+		update = svc.GetVersion()
+	}
 	view := progressView{replicas: svc.GetSpec().GetReplicas()}
 	var convergedAt time.Time
 	verify := ""
@@ -97,13 +103,23 @@ func (c *cli) waitForService(ctx context.Context, d *daemonConn, svc *api.Servic
 			return err
 		}
 		view = serviceProgress(cur, tasks.GetTasks())
-		if st := cur.GetUpdateStatus(); st.GetState() == api.UpdateStatus_PAUSED {
+		st := cur.GetUpdateStatus()
+		switch {
+		case st.GetState() == api.UpdateStatus_PAUSED:
 			p.show(view)
-			return fmt.Errorf("service %s: %s; see 'shoal service ps %s', then run 'shoal service update' with a spec that works, which resumes the update", name, st.GetMessage(), name)
+			return fmt.Errorf("service %s: %s; see 'shoal service ps %s', then run 'shoal service update %s' with a spec that works, which resumes the update", name, st.GetMessage(), name, name)
+		case update != 0 && st.GetStartedVersion() != update:
+			p.show(view)
+			return fmt.Errorf("service %s was updated again meanwhile; see 'shoal service ps %s'", name, name)
 		}
+		// Every slot runs the current spec, and the update (if this
+		// command started one) has completed.
+		converged := view.converged() && (update == 0 || st.GetState() == api.UpdateStatus_COMPLETED)
 		done := false
 		switch {
-		case view.converged():
+		case !converged && view.converged():
+			verify = fmt.Sprintf("Waiting for the update to complete: each new task is watched for %s", time.Duration(cur.GetSpec().GetUpdate().GetMonitorNs()))
+		case converged:
 			if convergedAt.IsZero() {
 				convergedAt = time.Now()
 			}

@@ -243,3 +243,52 @@ func TestProgressBar(t *testing.T) {
 		}
 	}
 }
+
+// updateFrames sets up service web's rolling update to nginx:1.28 as the
+// progress view will see it: its three old tasks, then the new ones
+// running, and at the third poll the update status given.
+func updateFrames(f *fakeDaemon, last api.UpdateStatus_State) {
+	running := api.TaskState_RUNNING
+	var old, fresh []*api.Task
+	for slot := uint64(1); slot <= 3; slot++ {
+		o := newTask(f, fmt.Sprintf("o%d", slot), slot, running, running, 1, "")
+		o.ServiceId, o.Spec = idWeb, f.services[0].Spec.Container
+		n := newTask(f, fmt.Sprintf("n%d", slot), slot, running, running, 2, "")
+		n.ServiceId, n.ServiceVersion = idWeb, 5
+		old, fresh = append(old, o), append(fresh, n)
+	}
+	f.taskFrames = [][]*api.Task{old, fresh}
+	f.onListTasks = func(n int) {
+		if n == 3 {
+			f.services[0].UpdateStatus = &api.UpdateStatus{State: last, StartedVersion: 5, Message: "update " + last.Name()}
+		}
+	}
+}
+
+// An update's progress ends when the update completes, not when the new
+// tasks first run: they are watched for the monitor period first.
+func TestServiceUpdateProgress(t *testing.T) {
+	fastPolls(t)
+	f := serviceFixture()
+	updateFrames(f, api.UpdateStatus_COMPLETED)
+	out := mustShoal(t, f.serve(t), "service", "update", "--image", "nginx:1.28", "--timeout", "10s", "web")
+	want := "web\n" +
+		"overall progress: 0 out of 3 tasks\n" +
+		"1/3: running\n2/3: running\n3/3: running\n" +
+		"overall progress: 3 out of 3 tasks\n" +
+		"verify: Waiting for the update to complete: each new task is watched for 5s\n" +
+		"verify: Service converged\n"
+	if out != want {
+		t.Errorf("got:\n%s\nwant:\n%s", out, want)
+	}
+}
+
+func TestServiceUpdatePausedExits1(t *testing.T) {
+	fastPolls(t)
+	f := serviceFixture()
+	updateFrames(f, api.UpdateStatus_PAUSED)
+	r := shoal(t, f.serve(t), "service", "update", "--image", "nginx:1.28", "--timeout", "10s", "web")
+	if r.code != 1 || !strings.Contains(r.String(), "service web: update paused; see 'shoal service ps web', then run 'shoal service update web'") {
+		t.Errorf("a paused update: exit %d\n%s", r.code, r.String())
+	}
+}

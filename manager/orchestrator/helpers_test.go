@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/shoal-dev/shoal/api"
 )
 
@@ -41,6 +43,7 @@ func task(id string, slot uint64, state api.TaskState, opts ...func(*api.Task)) 
 		ServiceName:     "web",
 		Slot:            slot,
 		NodeId:          "n1",
+		Spec:            proto.CloneOf(service(1, nil).Spec.Container),
 		ServiceVersion:  1,
 		DesiredState:    api.TaskState_RUNNING,
 		Status:          &api.TaskStatus{State: state, UnixNano: t0.UnixNano()},

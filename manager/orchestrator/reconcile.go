@@ -75,11 +75,7 @@ func Reconcile(v View, newID func() string) Plan {
 			p.unwanted(slots[s])
 		}
 	}
-	live := make([]*api.Task, 0, replicas)
-	for s := uint64(1); s <= replicas; s++ {
-		live = append(live, p.keeper(slots[s]))
-	}
-	p.roll = p.planRollout(live)
+	p.roll = p.planRollout(slots, replicas)
 	for s := uint64(1); s <= replicas; s++ {
 		p.wanted(s, slots[s])
 	}
@@ -142,8 +138,8 @@ func (p *planner) keeper(ts []*api.Task) *api.Task {
 
 // wanted keeps one live task in slot (keeper). Duplicates and tasks on down
 // nodes are stopped; a slot emptied by a down node is refilled at once, an
-// otherwise empty one by refill; an outdated task is replaced when the
-// rolling update gets to it.
+// otherwise empty one by refill; an outdated task is stopped when the
+// rolling update gets to it, and refill replaces it once it has ended.
 func (p *planner) wanted(slot uint64, ts []*api.Task) {
 	keep := p.keeper(ts)
 	lost := false
@@ -156,9 +152,8 @@ func (p *planner) wanted(slot uint64, ts []*api.Task) {
 	current := keep
 	switch {
 	case keep != nil && p.roll != nil && Outdated(p.v.Service, keep) && p.roll.take():
+		// Stop first: refill makes the replacement once keep has ended.
 		p.shutdown(keep)
-		p.create(slot)
-		current = nil
 	case keep != nil:
 	case lost:
 		p.create(slot)
@@ -179,6 +174,10 @@ func (p *planner) refill(slot uint64, ts []*api.Task) *api.Task {
 	}
 	last := ts[len(ts)-1]
 	switch {
+	case p.stopping(ts):
+		// Replaced by a rolling update: the new task waits for the
+		// old one's end.
+		return last
 	case last.GetDesiredState() > api.TaskState_RUNNING:
 		// Stopped on request (the slot was scaled away and is wanted
 		// again): nothing failed, so no delay.

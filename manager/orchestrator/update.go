@@ -27,23 +27,25 @@ func Outdated(s *api.Service, t *api.Task) bool {
 
 // rollout is one pass's share of a service's rolling update: how many
 // outdated tasks it may replace now. It keeps no memory between passes:
-// everything is read from the tasks made since the update started (its
-// "fresh" tasks) and their states.
+// everything is read from the update's own tasks (made at or after the
+// version it started with, with the current spec: its "fresh" tasks) and
+// their states. Versions, not clocks, tell them apart, so a new leader
+// with another clock decides the same.
 type rollout struct {
 	budget int // outdated tasks this pass may replace; <0: all
 }
 
-// planRollout looks at the live task of every wanted slot (nil for a slot
-// without one) and decides this pass's budget and the update's
-// status. A pass replaces outdated tasks, lowest slot first, while fewer
-// than Parallelism fresh tasks are on their way to running or within the
-// delay after reaching it. An update pauses (failure action PAUSE) when a
-// fresh task ends by itself before the update completes, and completes once
-// no outdated task is left and every fresh one has run for the monitor
-// period.
+// planRollout looks at every wanted slot and decides this pass's budget
+// and the update's status. A pass replaces outdated tasks, lowest slot
+// first, while fewer than Parallelism slots are busy: an old task stopped
+// and not yet replaced (stop-first: the replacement waits for its end), a
+// fresh task on its way to running, or one running for less than the delay. An update
+// pauses (failure action PAUSE) when a fresh task ends by itself before the
+// update completes, and completes once no outdated task is left and every
+// fresh one has run for the monitor period.
 //
 // It returns nil when no update is under way, or when this pass ends it.
-func (p *planner) planRollout(current []*api.Task) *rollout {
+func (p *planner) planRollout(slots map[uint64][]*api.Task, replicas uint64) *rollout {
 	s := p.v.Service
 	st := s.GetUpdateStatus()
 	if st.GetState() != api.UpdateStatus_UPDATING {
@@ -53,8 +55,7 @@ func (p *planner) planRollout(current []*api.Task) *rollout {
 	if cfg == nil {
 		cfg = DefaultUpdateConfig()
 	}
-	started := st.GetStartedUnixNano()
-	fresh := func(t *api.Task) bool { return t.GetCreatedUnixNano() >= started && !Outdated(s, t) }
+	fresh := func(t *api.Task) bool { return t.GetServiceVersion() >= st.GetStartedVersion() && !Outdated(s, t) }
 
 	if cfg.GetFailureAction() == api.UpdateConfig_PAUSE {
 		for _, t := range p.v.Tasks {
@@ -69,9 +70,15 @@ func (p *planner) planRollout(current []*api.Task) *rollout {
 	delay, monitor := time.Duration(cfg.GetDelayNs()), time.Duration(cfg.GetMonitorNs())
 	busy, outdated := 0, 0
 	settled := true // every fresh task has run for the monitor period
-	for _, t := range current {
+	for slot := uint64(1); slot <= replicas; slot++ {
+		ts := slots[slot]
+		t := p.keeper(ts)
 		switch {
-		case t == nil: // waiting for a restart, or given up
+		case t == nil:
+			if p.replacing(ts) {
+				busy++
+				settled = false
+			}
 		case Outdated(s, t):
 			outdated++
 		case !fresh(t):
@@ -94,10 +101,31 @@ func (p *planner) planRollout(current []*api.Task) *rollout {
 		p.setUpdateStatus(api.UpdateStatus_COMPLETED, "update completed")
 		return nil
 	}
-	if cfg.GetParallelism() == 0 {
+	if n := cfg.GetParallelism(); n == 0 || n >= replicas {
 		return &rollout{budget: -1}
 	}
 	return &rollout{budget: max(int(cfg.GetParallelism())-busy, 0)}
+}
+
+// replacing reports whether the newest of a slot's tasks (oldest first) is
+// an outdated task asked to stop: its replacement is on its way.
+func (p *planner) replacing(ts []*api.Task) bool {
+	if len(ts) == 0 {
+		return false
+	}
+	t := ts[len(ts)-1]
+	return Outdated(p.v.Service, t) && t.GetDesiredState() > api.TaskState_RUNNING
+}
+
+// stopping reports whether a slot is being replaced and its old task has
+// not ended yet on a node that is up: the replacement waits for its end
+// (stop-first).
+func (p *planner) stopping(ts []*api.Task) bool {
+	if !p.replacing(ts) {
+		return false
+	}
+	t := ts[len(ts)-1]
+	return !t.GetStatus().GetState().Terminal() && t.GetNodeId() != "" && !p.down(t)
 }
 
 // take reports whether outdated task t is to be replaced in this pass, and
