@@ -179,7 +179,7 @@ func newServiceScaleCommand(c *cli) *cobra.Command {
 			if !wait.detach {
 				for _, svc := range scaled {
 					if err := c.waitForService(cmd.Context(), d, svc, wait); err != nil {
-						errs = append(errs, fmt.Errorf("%s: %w", svc.GetSpec().GetName(), err))
+						errs = append(errs, err) // it names the service
 					}
 					if cmd.Context().Err() != nil {
 						break
