@@ -168,6 +168,14 @@ func TestServiceTutorial(t *testing.T) {
 		}
 	}
 
+	// node ps: what runs on a node, by default the one asked.
+	for node, args := range map[string][]string{"node-03": {"node", "ps", "node-03"}, "node-01": {"node", "ps"}} {
+		out, err := c.node(1).CLI(append(args, "--filter", "desired-state=running", "--format", "{{.Name}} {{.Node}}")...)
+		if f := strings.Fields(out); err != nil || len(f) != 4 || f[1] != node || f[3] != node {
+			t.Errorf("%v: %v, want two tasks on %s:\n%s", args, err, node, out)
+		}
+	}
+
 	// The leader's metrics say what happened.
 	metrics := imagetest.RunTool(t, c.node(1).Host, "get", "http://"+c.node(1).Host.IP+":9323/metrics")
 	for _, want := range []string{`shoal_tasks{state="running"} 8`, `shoal_nodes{status="ready"} 4`, `shoal_raft_state{state="leader"} 1`,

@@ -379,7 +379,7 @@ func (f *fakeDaemon) ListTasks(_ context.Context, req *api.ListTasksRequest) (*a
 	}
 	resp := &api.ListTasksResponse{NodeNames: f.nodeNames}
 	for _, t := range tasks {
-		if svc == nil || t.ServiceId == svc.Id {
+		if (svc == nil || t.ServiceId == svc.Id) && (req.Node == "" || t.NodeId == req.Node) {
 			resp.Tasks = append(resp.Tasks, t)
 		}
 	}

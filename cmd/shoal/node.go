@@ -17,6 +17,7 @@ func newNodeCommand(c *cli) *cobra.Command {
 		newNodeInspectCommand(c),
 		newNodeListCommand(c),
 		newNodePromoteCommand(c),
+		newNodePsCommand(c),
 		newNodeRemoveCommand(c),
 		newNodeUpdateCommand(c),
 	)

@@ -24,42 +24,48 @@ var timeNow = time.Now
 const maxTaskError = 30
 
 func newServicePsCommand(c *cli) *cobra.Command {
-	var quiet, noTrunc bool
-	var format string
-	filters := filterValue{}
-	cmd := &cobra.Command{
+	return newTaskListCommand(c, &cobra.Command{
 		Use:   "ps [OPTIONS] SERVICE [SERVICE...]",
 		Short: "List the tasks of one or more services",
 		Args:  minArgs(1),
-		RunE: func(cmd *cobra.Command, refs []string) error {
-			filter, err := newTaskFilter(filters)
-			if err != nil {
-				return err
-			}
-			d, err := c.connect()
-			if err != nil {
-				return err
-			}
-			defer d.Close()
-			if err := filter.resolveSelf(cmd.Context(), d); err != nil {
-				return err
-			}
-			list, notFound, err := listServiceTasks(cmd.Context(), d, refs)
-			if err != nil {
-				return err
-			}
-			list.tasks = slices.DeleteFunc(list.tasks, func(t *api.Task) bool { return !filter.match(t, list) })
-			// As in Docker, -q prints whole IDs, and only tables indent
-			// the older tasks of a slot.
-			_, isTable := templateText(taskListing.template(format, quiet))
-			if err := writeListing(c.out, taskListing, format, quiet, list.rows(!noTrunc && !quiet, isTable)); err != nil {
-				return err
-			}
-			if len(notFound) > 0 {
-				return errors.New(strings.Join(notFound, "\n"))
-			}
-			return nil
-		},
+	}, listServiceTasks)
+}
+
+// newTaskListCommand completes cmd as a task listing (`service ps`, `node
+// ps`): list fetches the tasks its arguments name, and the flags filter and
+// format them as Docker's do.
+func newTaskListCommand(c *cli, cmd *cobra.Command, list func(context.Context, *daemonConn, []string) (serviceTasks, []string, error)) *cobra.Command {
+	var quiet, noTrunc bool
+	var format string
+	filters := filterValue{}
+	cmd.RunE = func(cmd *cobra.Command, refs []string) error {
+		filter, err := newTaskFilter(filters)
+		if err != nil {
+			return err
+		}
+		d, err := c.connect()
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		if err := filter.resolveSelf(cmd.Context(), d); err != nil {
+			return err
+		}
+		tasks, notFound, err := list(cmd.Context(), d, refs)
+		if err != nil {
+			return err
+		}
+		tasks.tasks = slices.DeleteFunc(tasks.tasks, func(t *api.Task) bool { return !filter.match(t, tasks) })
+		// As in Docker, -q prints whole IDs, and only tables indent the
+		// older tasks of a slot.
+		_, isTable := templateText(taskListing.template(format, quiet))
+		if err := writeListing(c.out, taskListing, format, quiet, tasks.rows(!noTrunc && !quiet, isTable)); err != nil {
+			return err
+		}
+		if len(notFound) > 0 {
+			return errors.New(strings.Join(notFound, "\n"))
+		}
+		return nil
 	}
 	flags := cmd.Flags()
 	flags.BoolVarP(&quiet, "quiet", "q", false, "Only display task IDs")

@@ -503,3 +503,21 @@ func TestServiceUpdateBadFlags(t *testing.T) {
 		t.Errorf("%d UpdateService calls were sent for refused updates", n)
 	}
 }
+
+// node ps lists the tasks on nodes, the CLI's own by default, in service
+// ps's table.
+func TestNodePs(t *testing.T) {
+	fixClock(t)
+	f := serviceFixture()
+	host := f.serve(t)
+	assertGolden(t, "node-ps-worker-10", mustShoal(t, host, "node", "ps", "worker-10"))
+	f.info.NodeId = idManager1 // the node the CLI talks to
+	if got, want := mustShoal(t, host, "node", "ps", "--format", "{{.Name}} {{.Node}} {{.DesiredState}}"),
+		"web.1 manager-1 Running\nweb.1 manager-1 Shutdown\n"; got != want {
+		t.Errorf("node ps without a node: %q, want the tasks of the CLI's own node %q", got, want)
+	}
+	r := shoal(t, host, "node", "ps", "--format", "{{.Name}}", "worker-2", "ghost")
+	if r.code == 0 || r.stdout != "web.3\n" || !strings.Contains(r.stderr, "No such node: ghost") {
+		t.Errorf("node ps worker-2 ghost: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
