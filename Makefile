@@ -64,6 +64,17 @@ demo: deps build ## a playground (3 managers, 1 worker, each in a network namesp
 demo-down: ## remove the playground: daemons, containers, namespaces
 	$(BIN) playground down
 
+# install puts shoal on a machine of your own: the runtime packages, the
+# binary and a systemd unit. DESTDIR and PREFIX work as usual.
+PREFIX ?= /usr/local
+.PHONY: install
+install: build ## install containerd, runc and CNI plugins (apt), $(PREFIX)/bin/shoal and a systemd unit
+	@if [[ -z "$(DESTDIR)" ]]; then scripts/deps.sh runtime; fi
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/shoal
+	install -d $(DESTDIR)/etc/systemd/system
+	sed 's|/usr/local/bin/shoal|$(PREFIX)/bin/shoal|' contrib/systemd/shoal.service > $(DESTDIR)/etc/systemd/system/shoal.service
+	@echo "installed; now: systemctl daemon-reload && systemctl enable --now containerd shoal"
+
 .PHONY: clean
 clean: ## remove build output
 	rm -rf bin/

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # deps.sh: install the Debian packages that shoal's build and integration
-# tests need, but only those that are missing; apt-get update runs only then.
+# tests need (or, with "runtime", those a node needs), but only those that
+# are missing; apt-get update runs only then.
 set -euo pipefail
 
 packages=(
@@ -16,7 +17,12 @@ packages=(
 	nginx-light                 # the nginx binary that test images are built from
 	docker-registry             # the registry that integration tests push test images to
 	chromium                    # headless browser of the dashboard's integration test
+	systemd                     # systemd-analyze: checks the unit that make install writes
 )
+# `deps.sh runtime`: only what a node needs to run tasks (make install).
+if [[ "${1:-}" == runtime ]]; then
+	packages=(containerd runc containernetworking-plugins iptables)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
