@@ -25,6 +25,7 @@ import (
 	"github.com/shoal-dev/shoal/pki"
 	"github.com/shoal-dev/shoal/worker"
 	"github.com/shoal-dev/shoal/worker/containerd"
+	"github.com/shoal-dev/shoal/worker/mesh"
 )
 
 // Config is a daemon's settings: flags of `shoal daemon`.
@@ -93,6 +94,7 @@ type Daemon struct {
 
 	exec  *lazyExecutor
 	tasks *worker.TaskManager // nil when in no swarm
+	mesh  *mesh.Mesh          // nil when in no swarm
 
 	mgr     atomic.Pointer[manager.Manager]
 	desired atomic.Int32 // desired role from the last session message
@@ -208,6 +210,7 @@ func (d *Daemon) start(st *State, extra manager.Config) error {
 		return agent.Report(ctx, u)
 	}, d.cfg.Logger)
 	d.tasks = tasks
+	d.mesh = mesh.New(st.NodeID, d.cfg.Logger.With("component", "mesh"))
 	actx, cancel := context.WithCancel(context.Background())
 	agent = worker.New(worker.Config{
 		Remotes:       d.remotes,
@@ -260,7 +263,7 @@ func (d *Daemon) stop() {
 	if d.remotes != nil {
 		d.remotes.Reset()
 	}
-	d.tasks = nil
+	d.tasks, d.mesh = nil, nil
 }
 
 // onSession records what the agent's session says: the managers, and the
@@ -276,6 +279,11 @@ func (d *Daemon) onSession(ctx context.Context, msg *api.SessionMessage) {
 	}
 	if msg.TasksSet && d.tasks != nil {
 		d.tasks.Assign(msg.Tasks, msg.Node.GetSubnet())
+	}
+	if d.mesh != nil {
+		if err := d.mesh.Apply(msg.Network); err != nil {
+			d.log.Warn("routing mesh not applied; the next session message retries", "err", err)
+		}
 	}
 	if st := d.state; st != nil && len(msg.Managers) > 0 {
 		addrs := make([]string, 0, len(msg.Managers))

@@ -289,8 +289,14 @@ func (s *swarmServer) Leave(ctx context.Context, req *api.LeaveRequest) (*api.Le
 	if d.state.Role == api.NodeRole_MANAGER && !req.Force {
 		return nil, status.Error(codes.FailedPrecondition, d.leaveWarning())
 	}
+	mesh := d.mesh
 	d.stop()
 	d.removeContainers(ctx)
+	if mesh != nil {
+		if err := mesh.Apply(nil); err != nil {
+			d.log.Warn("clearing the routing mesh", "err", err)
+		}
+	}
 	d.wipe()
 	d.log.Info("left the swarm")
 	return &api.LeaveResponse{}, nil

@@ -31,6 +31,7 @@ type dispatcher struct {
 	statuses map[string]*api.TaskStatusUpdate // task status reports to write
 	waiting  []chan error                     // reporters waiting for those to commit
 	kick     chan struct{}
+	mesh     meshCache
 }
 
 type session struct {
@@ -300,13 +301,14 @@ func (d *dispatcher) Session(req *api.SessionRequest, stream api.Dispatcher_Sess
 	type version struct {
 		node, config uint64
 		leader       string
+		mesh         *api.NetworkConfig // the same pointer until it changes
 	}
 	var sent version // what the last message was made from
 	for {
 		// Rebuild only when this node's record or tasks, the managers or
 		// the leader changed: not for every entry of every other node.
 		leader, _ := d.m.store.Leader()
-		now := version{f.NodeGeneration(who.NodeID), f.ConfigGeneration(), leader}
+		now := version{f.NodeGeneration(who.NodeID), f.ConfigGeneration(), leader, d.mesh.get(f)}
 		if last == nil || now != sent {
 			msg, ok := d.message(s)
 			if !ok {
@@ -359,6 +361,7 @@ func (d *dispatcher) message(s *session) (*api.SessionMessage, bool) {
 		},
 		Tasks:    assigned(d.m.store.FSM().Tasks(raftstore.TaskFilter{NodeID: s.nodeID})),
 		TasksSet: true,
+		Network:  d.mesh.get(d.m.store.FSM()),
 	}, true
 }
 

@@ -40,6 +40,9 @@ func (c *control) CreateService(ctx context.Context, req *api.CreateServiceReque
 	if err := validateSpec(spec); err != nil {
 		return nil, err
 	}
+	if err := c.m.portsFree(spec, ""); err != nil {
+		return nil, err
+	}
 	now := time.Now().UnixNano()
 	svc := &api.Service{Id: id, Spec: spec, Version: 1, CreatedUnixNano: now, UpdatedUnixNano: now}
 	cmd := &api.Command{Op: &api.Command_PutService{PutService: &api.PutService{Service: svc}}}
@@ -83,8 +86,9 @@ func validateSpec(spec *api.ServiceSpec) error {
 	return validatePorts(spec.Container.Ports)
 }
 
-// validatePorts checks published ports and fills in the protocol. Only
-// host mode is built: a port opens on each node that runs a task.
+// validatePorts checks published ports and fills in the protocol. An
+// ingress port opens on every node, through the routing mesh; a host-mode
+// one on each node that runs a task.
 func validatePorts(ports []*api.PortConfig) error {
 	seen := map[string]bool{}
 	for _, p := range ports {
@@ -97,13 +101,9 @@ func validatePorts(ports []*api.PortConfig) error {
 		if p.Target == 0 || p.Target > 65535 {
 			return status.Errorf(codes.InvalidArgument, "invalid target port %d: use 1 to 65535", p.Target)
 		}
-		if p.Mode != api.PortConfig_HOST {
-			return status.Errorf(codes.InvalidArgument,
-				"shoal has no routing mesh (ingress mode) yet: publish port %d on the nodes that run the tasks with --publish mode=host,published=%d,target=%d",
-				p.Target, cmp.Or(p.Published, p.Target), p.Target)
-		}
 		if p.Published == 0 || p.Published > 65535 {
-			return status.Errorf(codes.InvalidArgument, "host-mode port %d/%s needs a published port from 1 to 65535", p.Target, p.Protocol)
+			return status.Errorf(codes.InvalidArgument, "port %d/%s needs a published port from 1 to 65535: --publish published=%d,target=%d",
+				p.Target, p.Protocol, p.Target, p.Target)
 		}
 		key := fmt.Sprintf("%d/%s", p.Published, p.Protocol)
 		if seen[key] {
@@ -117,6 +117,28 @@ func validatePorts(ports []*api.PortConfig) error {
 // UpdateService scales a service (Replicas) or replaces its spec (Spec, made
 // from Version). A new container spec starts a rolling update, and so does
 // any update of a service whose update paused, as in Swarm.
+// portsFree refuses a published port that another service publishes too:
+// an ingress port is open on every node.
+func (m *Manager) portsFree(spec *api.ServiceSpec, self string) error {
+	for _, other := range m.store.FSM().Services() {
+		if other.Id == self {
+			continue
+		}
+		for _, p := range spec.GetContainer().GetPorts() {
+			for _, o := range other.GetSpec().GetContainer().GetPorts() {
+				if o.Published != p.Published || cmp.Or(o.Protocol, "tcp") != p.Protocol {
+					continue
+				}
+				if p.Mode == api.PortConfig_INGRESS || o.Mode == api.PortConfig_INGRESS {
+					return status.Errorf(codes.FailedPrecondition, "port '%d' is already in use by service '%s' (%s) as an ingress port: publish another port",
+						p.Published, other.Spec.Name, other.Id)
+				}
+			}
+		}
+	}
+	return nil
+}
+
 func (c *control) UpdateService(ctx context.Context, req *api.UpdateServiceRequest) (*api.Service, error) {
 	if req.Spec != nil {
 		if req.Replicas != nil {
@@ -169,6 +191,9 @@ func (c *control) updateSpec(ctx context.Context, req *api.UpdateServiceRequest)
 		return nil, status.Error(codes.InvalidArgument, "a service needs an image: give one with --image")
 	}
 	if err := validateSpec(spec); err != nil {
+		return nil, err
+	}
+	if err := c.m.portsFree(spec, svc.Id); err != nil {
 		return nil, err
 	}
 	changed := !proto.Equal(spec.Container, svc.Spec.Container)

@@ -11,7 +11,7 @@ func TestValidatePorts(t *testing.T) {
 	host := func(published, target uint32, proto string) *api.PortConfig {
 		return &api.PortConfig{Published: published, Target: target, Protocol: proto, Mode: api.PortConfig_HOST}
 	}
-	ok := []*api.PortConfig{host(8080, 80, ""), host(8080, 80, "udp")}
+	ok := []*api.PortConfig{host(8080, 80, ""), host(8080, 80, "udp"), {Published: 9090, Target: 90}}
 	if err := validatePorts(ok); err != nil {
 		t.Fatalf("tcp and udp on one port: %v", err)
 	}
@@ -22,8 +22,7 @@ func TestValidatePorts(t *testing.T) {
 		ports []*api.PortConfig
 		want  string
 	}{
-		{[]*api.PortConfig{{Published: 8080, Target: 80}}, "mode=host,published=8080,target=80"},
-		{[]*api.PortConfig{{Target: 80}}, "mode=host,published=80,target=80"},
+		{[]*api.PortConfig{{Target: 80}}, "needs a published port from 1 to 65535: --publish published=80,target=80"},
 		{[]*api.PortConfig{host(0, 80, "tcp")}, "needs a published port"},
 		{[]*api.PortConfig{host(8080, 0, "tcp")}, "invalid target port 0"},
 		{[]*api.PortConfig{host(70000, 80, "tcp")}, "needs a published port from 1 to 65535"},

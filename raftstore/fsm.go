@@ -54,10 +54,10 @@ func (f *FSM) Apply(l *raft.Log) any {
 	}
 	f.mu.Lock()
 	if err == nil {
-		nodes, orch := f.touched(&cmd)
+		nodes, orch, net := f.touched(&cmd)
 		events := f.describe(&cmd)
 		if err = f.apply(&cmd); err == nil {
-			f.gens.bump(nodes, orch)
+			f.gens.bump(nodes, orch, net)
 			if len(events) > 0 {
 				f.sink(events)
 			}

@@ -12,6 +12,7 @@ type generations struct {
 	restore uint64            // everything counts as changed at a restore
 	node    map[string]uint64 // a node's record or its tasks changed
 	orch    uint64            // services, nodes, tasks made, ended or stopped
+	net     uint64            // what orch covers, and tasks that start running
 	config  uint64            // the Raft configuration (the managers)
 }
 
@@ -19,7 +20,7 @@ func newGenerations() generations { return generations{node: map[string]uint64{}
 
 // touched lists what cmd will change, read before it is applied (a
 // deleted task's node is known only before). f.mu is held.
-func (f *FSM) touched(cmd *api.Command) (nodes []string, orch bool) {
+func (f *FSM) touched(cmd *api.Command) (nodes []string, orch, net bool) {
 	taskNode := func(id string) {
 		if t, ok := f.t.tasks[id]; ok && t.NodeId != "" {
 			nodes = append(nodes, t.NodeId)
@@ -27,20 +28,20 @@ func (f *FSM) touched(cmd *api.Command) (nodes []string, orch bool) {
 	}
 	switch op := cmd.Op.(type) {
 	case *api.Command_InitCluster:
-		return []string{op.InitCluster.GetNode().GetId()}, true
+		return []string{op.InitCluster.GetNode().GetId()}, true, true
 	case *api.Command_AddNode:
-		return []string{op.AddNode.GetNode().GetId()}, true
+		return []string{op.AddNode.GetNode().GetId()}, true, true
 	case *api.Command_UpdateNode:
-		return []string{op.UpdateNode.GetId()}, true
+		return []string{op.UpdateNode.GetId()}, true, true
 	case *api.Command_RemoveNode:
-		return []string{op.RemoveNode.GetId()}, true
+		return []string{op.RemoveNode.GetId()}, true, true
 	case *api.Command_SetNodeStatus:
 		for _, s := range op.SetNodeStatus.GetStatuses() {
 			nodes = append(nodes, s.GetId())
 		}
-		return nodes, true
+		return nodes, true, true
 	case *api.Command_PutService, *api.Command_RemoveService:
-		return nil, true
+		return nil, true, true
 	case *api.Command_Tasks:
 		b := op.Tasks
 		for _, t := range b.Put {
@@ -60,21 +61,22 @@ func (f *FSM) touched(cmd *api.Command) (nodes []string, orch bool) {
 			case st.Terminal():
 				taskNode(u.GetTaskId())
 				orch = true
-			case st == api.TaskState_RUNNING && f.updating(u.GetTaskId()):
-				orch = true
+			case st == api.TaskState_RUNNING:
+				net = true // the routing mesh sends traffic to it
+				orch = orch || f.updating(u.GetTaskId())
 			}
 		}
 		for _, d := range b.Desired {
 			taskNode(d.GetTaskId())
 		}
 		orch = orch || len(b.Put)+len(b.Delete)+len(b.Desired)+len(b.UpdateStatus) > 0
-		return nodes, orch
+		return nodes, orch, net || orch
 	}
-	return nil, false
+	return nil, false, false
 }
 
 // bump records a change. f.mu is held.
-func (g *generations) bump(nodes []string, orch bool) {
+func (g *generations) bump(nodes []string, orch, net bool) {
 	g.counter++
 	for _, n := range nodes {
 		if n != "" {
@@ -83,6 +85,9 @@ func (g *generations) bump(nodes []string, orch bool) {
 	}
 	if orch {
 		g.orch = g.counter
+	}
+	if net {
+		g.net = g.counter
 	}
 }
 
@@ -101,6 +106,14 @@ func (f *FSM) OrchestrationGeneration() uint64 {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	return max(f.gens.orch, f.gens.restore)
+}
+
+// NetworkGeneration changes whenever what the routing mesh is made from
+// may have changed: nodes, services, and tasks made, started or ended.
+func (f *FSM) NetworkGeneration() uint64 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return max(f.gens.net, f.gens.restore)
 }
 
 // ConfigGeneration changes whenever a Raft configuration entry (managers

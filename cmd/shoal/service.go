@@ -96,7 +96,7 @@ func newServiceCreateCommand(c *cli) *cobra.Command {
 	flags.Uint64Var(&opts.restartAttempts, "restart-max-attempts", 0, "Maximum number of restarts before giving up (0: no limit)")
 	flags.Var(&opts.restartWindow, "restart-window", "Window used to evaluate the restart policy (ns|us|ms|s|m|h) (0: unbounded)")
 	flags.Var(&opts.stopGrace, "stop-grace-period", "Time to wait before force killing a container (ns|us|ms|s|m|h)")
-	flags.VarP(&opts.publish, "publish", "p", "Publish a port as a node port (published=P,target=T,mode=host)")
+	flags.VarP(&opts.publish, "publish", "p", "Publish a port: PUBLISHED:TARGET on every node (routing mesh), or published=P,target=T,mode=host on the task's node")
 	addUpdateFlags(flags, &opts.update)
 	addWaitFlags(flags, &opts.wait)
 	flags.BoolVarP(&opts.wait.quiet, "quiet", "q", false, "Suppress progress output")

@@ -72,6 +72,9 @@ func serviceRows(services []*api.ServiceSummary) []serviceRow {
 			Mode:     "replicated",
 			Replicas: fmt.Sprintf("%d/%d", s.GetRunning(), svc.GetSpec().GetReplicas()),
 			Image:    displayImage(svc.GetSpec().GetContainer().GetImage()),
+			// As in Docker: the ports open on every node. service ps
+			// shows the host-mode ones, per task.
+			Ports: portsText(portsIn(svc.GetSpec().GetContainer().GetPorts(), api.PortConfig_INGRESS)),
 		})
 	}
 	slices.SortStableFunc(rows, func(a, b serviceRow) int {

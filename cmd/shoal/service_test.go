@@ -44,7 +44,8 @@ func serviceFixture() *fakeDaemon {
 			Ports: []*api.PortConfig{{Published: 8080, Target: 80, Protocol: "tcp", Mode: api.PortConfig_HOST}},
 		}),
 		service(idCache10, "cache-10", 0, 2, &api.ContainerSpec{Image: "docker.io/library/redis:7"}),
-		service(idAPI, "api", 2, 1, &api.ContainerSpec{Image: apiImage, Command: []string{"/bin/api", "--serve"}}),
+		service(idAPI, "api", 2, 1, &api.ContainerSpec{Image: apiImage, Command: []string{"/bin/api", "--serve"},
+			Ports: []*api.PortConfig{{Published: 8443, Target: 443, Protocol: "tcp", Mode: api.PortConfig_INGRESS}}}),
 		service(idCache2, "cache-2", 1, 1, &api.ContainerSpec{Image: "redis@sha256:0a1b2c3d4e5f"}),
 	}
 	f.services[0].Spec.Labels = map[string]string{"tier": "front", "canary": ""}

@@ -83,7 +83,7 @@ func newServiceUpdateCommand(c *cli) *cobra.Command {
 	flags.StringArrayVar(&o.labelRm, "label-rm", nil, "Remove a label by its key")
 	flags.Var(o.containerAdd, "container-label-add", "Add or update a container label")
 	flags.StringArrayVar(&o.containerRm, "container-label-rm", nil, "Remove a container label by its key")
-	flags.Var(&o.publishAdd, "publish-add", "Add or update a published port (published=P,target=T,mode=host)")
+	flags.Var(&o.publishAdd, "publish-add", "Add or update a published port (PUBLISHED:TARGET, or published=P,target=T,mode=host)")
 	flags.StringArrayVar(&o.publishRm, "publish-rm", nil, "Remove a published port by its target port")
 	flags.Var(&o.restartCondition, "restart-condition", `Restart when condition is met ("none", "on-failure", "any")`)
 	flags.Var(&o.restartDelay, "restart-delay", "Delay between restart attempts (ns|us|ms|s|m|h)")
