@@ -39,3 +39,14 @@ func (s UpdateStatus_State) Name() string {
 
 // Name is "pause" or "continue", as Docker's --update-failure-action.
 func (a UpdateConfig_FailureAction) Name() string { return strings.ToLower(a.String()) }
+
+// PortsIn returns the ports published in mode.
+func PortsIn(ports []*PortConfig, mode PortConfig_PublishMode) []*PortConfig {
+	var out []*PortConfig
+	for _, p := range ports {
+		if p.GetMode() == mode {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -222,11 +222,31 @@ func (d *Daemon) start(st *State, extra manager.Config) error {
 	done := make(chan struct{})
 	d.stopAgt, d.agtDone = cancel, done
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); agent.Run(actx) }()
 	go func() { defer wg.Done(); tasks.Run(actx) }()
+	go func() { defer wg.Done(); refreshMesh(actx, d.mesh, d.log) }()
 	go func() { wg.Wait(); close(done) }()
 	return nil
+}
+
+// meshRefresh is how often the routing mesh is applied again, in case
+// something else changed the node's rules or routes, or applying failed.
+const meshRefresh = 30 * time.Second
+
+func refreshMesh(ctx context.Context, m *mesh.Mesh, log *slog.Logger) {
+	t := time.NewTicker(meshRefresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := m.Refresh(); err != nil {
+				log.Warn("routing mesh not fully applied; retried within a minute", "err", err)
+			}
+		}
+	}
 }
 
 func (d *Daemon) startManager(extra manager.Config) error {
@@ -280,11 +300,7 @@ func (d *Daemon) onSession(ctx context.Context, msg *api.SessionMessage) {
 	if msg.TasksSet && d.tasks != nil {
 		d.tasks.Assign(msg.Tasks, msg.Node.GetSubnet())
 	}
-	if d.mesh != nil {
-		if err := d.mesh.Apply(msg.Network); err != nil {
-			d.log.Warn("routing mesh not applied; the next session message retries", "err", err)
-		}
-	}
+
 	if st := d.state; st != nil && len(msg.Managers) > 0 {
 		addrs := make([]string, 0, len(msg.Managers))
 		for _, p := range msg.Managers {
@@ -297,7 +313,14 @@ func (d *Daemon) onSession(ctx context.Context, msg *api.SessionMessage) {
 			}
 		}
 	}
+	mesh := d.mesh
 	d.mu.Unlock()
+	// Outside mu: it runs ip and iptables, and has a lock of its own.
+	if mesh != nil {
+		if err := mesh.Apply(msg.Network); err != nil {
+			d.log.Warn("routing mesh not fully applied; retried within a minute", "err", err)
+		}
+	}
 	select {
 	case d.kick <- struct{}{}:
 	default:

@@ -76,15 +76,35 @@ func TestIngressRoutingMesh(t *testing.T) {
 		}
 	}
 
-	// Scaled to nothing, the port answers no more; removed, neither.
+	// A client on a node reaches the mesh through the node's own address.
+	if body, err := get(t, c.node(empty).Host, url); err != nil || body != imagetest.NginxIndex {
+		t.Errorf("GET %s from node-%02d itself: %v: %q", url, empty, err, body)
+	}
+
+	// Scaled to nothing, no node sends the port anywhere; removed, the
+	// routes go too.
 	n1.MustCLI(t, "service", "scale", "web=0")
-	clustertest.WaitFor(t, 20*time.Second, "the port to close", func() error {
-		if body, err := get(t, client, url); err == nil {
-			return fmt.Errorf("GET %s still answers: %q", url, body)
+	clustertest.WaitFor(t, 20*time.Second, "the mesh's NAT rules to go", func() error {
+		for i := 1; i <= 3; i++ {
+			if hits := dnatHits(t, c.node(i).Host); len(hits) > 0 {
+				return fmt.Errorf("node-%02d still sends port 8080 to %v", i, hits)
+			}
 		}
 		return nil
 	})
+	if body, err := get(t, client, url); err == nil {
+		t.Errorf("GET %s after scaling to 0 answered: %q", url, body)
+	}
 	n1.MustCLI(t, "service", "rm", "web")
+	clustertest.WaitFor(t, 20*time.Second, "the mesh's routes to go", func() error {
+		for i := 1; i <= 3; i++ {
+			out, err := c.node(i).Host.Command("ip", "route", "show", "proto", "77").CombinedOutput()
+			if err != nil || len(strings.TrimSpace(string(out))) > 0 {
+				return fmt.Errorf("node-%02d: %v: %s", i, err, out)
+			}
+		}
+		return nil
+	})
 	c.waitNothingLeft(t)
 }
 

@@ -2,39 +2,57 @@ package manager
 
 import (
 	"cmp"
+	"fmt"
+	"maps"
+	"net"
 	"slices"
+	"strconv"
 	"sync"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-dev/shoal/api"
 	"github.com/shoal-dev/shoal/raftstore"
 )
 
 // meshConfig is the routing mesh as f has it: for every published ingress
-// port the addresses of the running tasks behind it, and a route to each
-// node's task subnet through that node. Nil while no service publishes an
+// port the running tasks behind it, and a route to each node's task subnet
+// through that node. Each task is reached on the target port of its own
+// spec, so that during a rolling update that changes it, old and new tasks
+// are both reached where they listen. Nil while no service publishes an
 // ingress port, so that clusters without one send nodes nothing extra.
 func meshConfig(f *raftstore.FSM) *api.NetworkConfig {
 	cfg := &api.NetworkConfig{}
 	for _, s := range f.Services() {
-		var ports []*api.PortConfig
-		for _, p := range s.GetSpec().GetContainer().GetPorts() {
-			if p.GetMode() == api.PortConfig_INGRESS {
-				ports = append(ports, p)
-			}
-		}
-		if len(ports) == 0 {
+		if len(api.PortsIn(s.GetSpec().GetContainer().GetPorts(), api.PortConfig_INGRESS)) == 0 {
 			continue
 		}
-		var backends []string
+		byPort := map[string]*api.IngressPort{}
 		for _, t := range f.Tasks(raftstore.TaskFilter{ServiceID: s.Id}) {
-			if t.DesiredState == api.TaskState_RUNNING && t.GetStatus().GetState() == api.TaskState_RUNNING && t.GetStatus().GetAddress() != "" {
-				backends = append(backends, t.GetStatus().GetAddress())
+			addr := t.GetStatus().GetAddress()
+			if t.DesiredState != api.TaskState_RUNNING || t.GetStatus().GetState() != api.TaskState_RUNNING || addr == "" {
+				continue
+			}
+			for _, p := range api.PortsIn(t.GetSpec().GetPorts(), api.PortConfig_INGRESS) {
+				proto := cmp.Or(p.Protocol, "tcp")
+				key := fmt.Sprintf("%d/%s", p.Published, proto)
+				ip := byPort[key]
+				if ip == nil {
+					ip = &api.IngressPort{Service: s.Spec.Name, Protocol: proto, Published: p.Published, Target: p.Target}
+					byPort[key] = ip
+				}
+				ip.Backends = append(ip.Backends, net.JoinHostPort(addr, strconv.FormatUint(uint64(p.Target), 10)))
 			}
 		}
-		slices.Sort(backends)
-		for _, p := range ports {
-			cfg.Ingress = append(cfg.Ingress, &api.IngressPort{Service: s.Spec.Name, Protocol: cmp.Or(p.Protocol, "tcp"),
-				Published: p.Published, Target: p.Target, Backends: backends})
+		for _, key := range slices.Sorted(maps.Keys(byPort)) {
+			slices.Sort(byPort[key].Backends)
+			cfg.Ingress = append(cfg.Ingress, byPort[key])
+		}
+		if len(byPort) == 0 {
+			// No task runs yet: the port is published all the same.
+			for _, p := range api.PortsIn(s.GetSpec().GetContainer().GetPorts(), api.PortConfig_INGRESS) {
+				cfg.Ingress = append(cfg.Ingress, &api.IngressPort{Service: s.Spec.Name, Protocol: cmp.Or(p.Protocol, "tcp"), Published: p.Published, Target: p.Target})
+			}
 		}
 	}
 	if len(cfg.Ingress) == 0 {
@@ -48,7 +66,9 @@ func meshConfig(f *raftstore.FSM) *api.NetworkConfig {
 	return cfg
 }
 
-// meshCache builds the mesh once per network generation for all sessions.
+// meshCache builds the mesh once per network generation for all sessions,
+// and keeps handing out the same pointer while its content stays the same:
+// sessions compare pointers to know whether to rebuild their message.
 type meshCache struct {
 	mu  sync.Mutex
 	gen uint64
@@ -60,8 +80,11 @@ func (c *meshCache) get(f *raftstore.FSM) *api.NetworkConfig {
 	gen := f.NetworkGeneration()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.ok || c.gen != gen {
-		c.cfg, c.gen, c.ok = meshConfig(f), gen, true
+	if !c.ok || gen > c.gen {
+		if cfg := meshConfig(f); !c.ok || !proto.Equal(cfg, c.cfg) {
+			c.cfg = cfg
+		}
+		c.gen, c.ok = gen, true
 	}
 	return c.cfg
 }

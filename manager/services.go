@@ -19,6 +19,9 @@ import (
 	"github.com/shoal-dev/shoal/raftstore"
 )
 
+// clusterPort is the managers' default port, which no ingress port may take.
+const clusterPort = 2377
+
 // maxReplicas bounds a service's size; the orchestrator walks every slot.
 const maxReplicas = 100000
 
@@ -105,6 +108,9 @@ func validatePorts(ports []*api.PortConfig) error {
 			return status.Errorf(codes.InvalidArgument, "port %d/%s needs a published port from 1 to 65535: --publish published=%d,target=%d",
 				p.Target, p.Protocol, p.Target, p.Target)
 		}
+		if p.Mode == api.PortConfig_INGRESS && p.Published == clusterPort && p.Protocol == "tcp" {
+			return status.Errorf(codes.InvalidArgument, "port %d is the swarm's own port on every node: publish another one", clusterPort)
+		}
 		key := fmt.Sprintf("%d/%s", p.Published, p.Protocol)
 		if seen[key] {
 			return status.Errorf(codes.InvalidArgument, "port %s is published twice", key)
@@ -130,8 +136,8 @@ func (m *Manager) portsFree(spec *api.ServiceSpec, self string) error {
 					continue
 				}
 				if p.Mode == api.PortConfig_INGRESS || o.Mode == api.PortConfig_INGRESS {
-					return status.Errorf(codes.FailedPrecondition, "port '%d' is already in use by service '%s' (%s) as an ingress port: publish another port",
-						p.Published, other.Spec.Name, other.Id)
+					return status.Errorf(codes.FailedPrecondition, "port '%d' is already in use by service '%s' (%s) as %s port, and an ingress port is open on every node: publish another port",
+						p.Published, other.Spec.Name, other.Id, map[bool]string{true: "an ingress", false: "a host-mode"}[o.Mode == api.PortConfig_INGRESS])
 				}
 			}
 		}

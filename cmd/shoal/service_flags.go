@@ -268,17 +268,6 @@ func parsePort(s string) (uint32, error) {
 	return uint32(n), nil
 }
 
-// portsIn returns the ports published in mode.
-func portsIn(ports []*api.PortConfig, mode api.PortConfig_PublishMode) []*api.PortConfig {
-	var out []*api.PortConfig
-	for _, p := range ports {
-		if p.GetMode() == mode {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
 // portsText is the PORTS column: "*:8080->80/tcp", comma separated.
 func portsText(ports []*api.PortConfig) string {
 	out := make([]string, 0, len(ports))

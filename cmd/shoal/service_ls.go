@@ -74,7 +74,7 @@ func serviceRows(services []*api.ServiceSummary) []serviceRow {
 			Image:    displayImage(svc.GetSpec().GetContainer().GetImage()),
 			// As in Docker: the ports open on every node. service ps
 			// shows the host-mode ones, per task.
-			Ports: portsText(portsIn(svc.GetSpec().GetContainer().GetPorts(), api.PortConfig_INGRESS)),
+			Ports: portsText(api.PortsIn(svc.GetSpec().GetContainer().GetPorts(), api.PortConfig_INGRESS)),
 		})
 	}
 	slices.SortStableFunc(rows, func(a, b serviceRow) int {

@@ -236,7 +236,7 @@ func newTaskRow(t *api.Task, name, node string, trunc bool) taskRow {
 		row.Error = `"` + taskErr + `"`
 	}
 	if st.GetState() == api.TaskState_RUNNING {
-		row.Ports = portsText(portsIn(t.GetSpec().GetPorts(), api.PortConfig_HOST)) // open on the task's node
+		row.Ports = portsText(api.PortsIn(t.GetSpec().GetPorts(), api.PortConfig_HOST)) // open on the task's node
 	}
 	return row
 }

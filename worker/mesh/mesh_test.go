@@ -11,12 +11,12 @@ func TestRules(t *testing.T) {
 	cfg := &api.NetworkConfig{
 		Routes: []*api.Route{{Subnet: "10.0.1.0/24", Via: "192.0.2.1", NodeId: "a"}, {Subnet: "10.0.2.0/24", Via: "192.0.2.2", NodeId: "b"}},
 		Ingress: []*api.IngressPort{
-			{Service: "web", Protocol: "tcp", Published: 8080, Target: 80, Backends: []string{"10.0.1.4", "10.0.1.5", "10.0.2.4"}},
-			{Service: "dns", Protocol: "udp", Published: 53, Target: 5353, Backends: []string{"10.0.2.9"}},
+			{Service: "web", Protocol: "tcp", Published: 8080, Target: 80, Backends: []string{"10.0.1.4:80", "10.0.1.5:80", "10.0.2.4:80"}},
+			{Service: "dns", Protocol: "udp", Published: 53, Target: 5353, Backends: []string{"10.0.2.9:5353"}},
 			{Service: "idle", Protocol: "tcp", Published: 9000, Target: 90},
 		},
 	}
-	nat, filter := Rules(cfg)
+	nat, filter := Rules(cfg, "a")
 	wantNat := `*nat
 :SHOAL-INGRESS - [0:0]
 :SHOAL-POSTROUTING - [0:0]
@@ -38,10 +38,8 @@ COMMIT
 	wantFilter := `*filter
 :SHOAL-FORWARD - [0:0]
 -A SHOAL-FORWARD -m mark --mark 0x4d0000/0x4d0000 -j ACCEPT
--A SHOAL-FORWARD -d 10.0.1.0/24 -j ACCEPT
--A SHOAL-FORWARD -s 10.0.1.0/24 -j ACCEPT
--A SHOAL-FORWARD -d 10.0.2.0/24 -j ACCEPT
--A SHOAL-FORWARD -s 10.0.2.0/24 -j ACCEPT
+-A SHOAL-FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A SHOAL-FORWARD -s 192.0.2.2 -d 10.0.1.0/24 -j ACCEPT
 COMMIT
 `
 	if filter != wantFilter {
@@ -50,7 +48,7 @@ COMMIT
 
 	// Cleared: the chains are declared, and so emptied, with no rule that
 	// sends anything anywhere.
-	nat, filter = Rules(nil)
+	nat, filter = Rules(nil, "a")
 	if strings.Contains(nat, "DNAT") || strings.Contains(filter, "-A ") {
 		t.Errorf("rules of an empty mesh:\n%s%s", nat, filter)
 	}
