@@ -28,7 +28,8 @@ func (r Reachability) Name() string {
 	return strings.TrimPrefix(strings.ToLower(r.String()), "reachability_")
 }
 
-// Name is "updating", "paused" or "completed" ("" before any update), as
+// Name is "updating", "paused", "completed", "rollback_started",
+// "rollback_paused" or "rollback_completed" ("" before any update), as
 // Docker prints an update's state.
 func (s UpdateStatus_State) Name() string {
 	if s == UpdateStatus_NONE {
@@ -37,7 +38,22 @@ func (s UpdateStatus_State) Name() string {
 	return strings.ToLower(s.String())
 }
 
-// Name is "pause" or "continue", as Docker's --update-failure-action.
+// InProgress reports whether an update or a rollback is under way.
+func (s UpdateStatus_State) InProgress() bool {
+	return s == UpdateStatus_UPDATING || s == UpdateStatus_ROLLBACK_STARTED
+}
+
+// Paused reports whether an update or a rollback paused after a failure.
+func (s UpdateStatus_State) Paused() bool {
+	return s == UpdateStatus_PAUSED || s == UpdateStatus_ROLLBACK_PAUSED
+}
+
+// Completed reports whether an update or a rollback completed.
+func (s UpdateStatus_State) Completed() bool {
+	return s == UpdateStatus_COMPLETED || s == UpdateStatus_ROLLBACK_COMPLETED
+}
+
+// Name is "pause", "continue" or "rollback", as Docker's --update-failure-action.
 func (a UpdateConfig_FailureAction) Name() string { return strings.ToLower(a.String()) }
 
 // PortsIn returns the ports published in mode.

@@ -144,6 +144,33 @@ func TestServiceRollingUpdate(t *testing.T) {
 		}
 	}
 
+	// service rollback puts the spec from before the last update back.
+	n1.MustCLI(t, "service", "update", "--env-add", "EXTRA=1", "web")
+	out = n1.MustCLI(t, "service", "rollback", "web")
+	if !strings.Contains(out, "converged") {
+		t.Errorf("service rollback did not converge:\n%s", out)
+	}
+	if extra := runningWith(c.specTasks(t, "web"), hasEnv("EXTRA=1")); len(extra) != 0 {
+		t.Errorf("%d tasks still run the spec rolled back from", len(extra))
+	}
+	if state := strings.TrimSpace(n1.MustCLI(t, "service", "inspect", "--format", "{{.UpdateStatus.State}}", "web")); state != "rollback_completed" {
+		t.Errorf("update state after service rollback: %q", state)
+	}
+
+	// --update-failure-action rollback: a failing update undoes itself.
+	out, err = n1.CLI("service", "update", "--update-failure-action", "rollback", "--image", bad, "web")
+	if err == nil || !strings.Contains(out, "update rolled back due to failure or early termination of task") {
+		t.Fatalf("a failing update with failure action rollback: err=%v\n%s", err, out)
+	}
+	clustertest.WaitFor(t, converge, "the automatic rollback to complete", func() error {
+		good := runningWith(c.specTasks(t, "web"), func(s *api.ContainerSpec) bool { return s.GetImage() == c.images.Nginx })
+		state := strings.TrimSpace(n1.MustCLI(t, "service", "inspect", "--format", "{{.UpdateStatus.State}} {{.Spec.TaskTemplate.ContainerSpec.Image}}", "web"))
+		if len(good) != 4 || state != "rollback_completed "+c.images.Nginx {
+			return fmt.Errorf("%d tasks run the good image; update state and image: %q\n%s", len(good), state, c.psOut("web"))
+		}
+		return nil
+	})
+
 	// A change made from an old read is refused, not merged.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -146,10 +146,14 @@ func (m *Manager) portsFree(spec *api.ServiceSpec, self string) error {
 }
 
 func (c *control) UpdateService(ctx context.Context, req *api.UpdateServiceRequest) (*api.Service, error) {
-	if req.Spec != nil {
-		if req.Replicas != nil {
-			return nil, status.Error(codes.InvalidArgument, "give the replicas in the spec, or alone (scale), not both")
-		}
+	switch {
+	case req.Rollback && (req.Spec != nil || req.Replicas != nil):
+		return nil, status.Error(codes.InvalidArgument, "a rollback takes the previous spec as it was: give no other change with it")
+	case req.Rollback:
+		return c.rollback(ctx, req)
+	case req.Spec != nil && req.Replicas != nil:
+		return nil, status.Error(codes.InvalidArgument, "give the replicas in the spec, or alone (scale), not both")
+	case req.Spec != nil:
 		return c.updateSpec(ctx, req)
 	}
 	if req.Replicas != nil && *req.Replicas > maxReplicas {
@@ -166,7 +170,7 @@ func (c *control) UpdateService(ctx context.Context, req *api.UpdateServiceReque
 		svc.Version++
 		svc.UpdatedUnixNano = time.Now().UnixNano()
 		if svc.GetUpdateStatus().GetState() == api.UpdateStatus_PAUSED {
-			startUpdate(svc) // a scale is an update too, in Swarm: it resumes
+			startUpdate(svc, api.UpdateStatus_UPDATING, "update in progress") // a scale is an update too, in Swarm: it resumes
 		}
 		cmd := &api.Command{Op: &api.Command_PutService{PutService: &api.PutService{Service: svc}}}
 		_, err = c.m.store.Apply(ctx, cmd)
@@ -203,12 +207,40 @@ func (c *control) updateSpec(ctx context.Context, req *api.UpdateServiceRequest)
 		return nil, err
 	}
 	changed := !proto.Equal(spec.Container, svc.Spec.Container)
+	if !proto.Equal(spec, svc.Spec) {
+		svc.PreviousSpec = svc.Spec
+	}
 	svc.Spec = spec
 	svc.Version++
 	svc.UpdatedUnixNano = time.Now().UnixNano()
-	if changed || svc.GetUpdateStatus().GetState() == api.UpdateStatus_PAUSED {
-		startUpdate(svc)
+	if changed || svc.GetUpdateStatus().GetState().Paused() {
+		startUpdate(svc, api.UpdateStatus_UPDATING, "update in progress")
 	}
+	return c.putUpdated(ctx, svc, outOfSequence)
+}
+
+// rollback puts the service's previous spec back, in a rolling update of
+// its own (`service rollback`).
+func (c *control) rollback(ctx context.Context, req *api.UpdateServiceRequest) (*api.Service, error) {
+	svc, err := c.m.resolveService(req.Ref)
+	if err != nil {
+		return nil, err
+	}
+	outOfSequence := status.Errorf(codes.Aborted, "update out of sequence: service %s changed since it was read; run the command again", svc.Spec.Name)
+	switch {
+	case svc.Version != req.Version:
+		return nil, outOfSequence
+	case svc.PreviousSpec == nil:
+		return nil, status.Errorf(codes.FailedPrecondition, "service %s has no previous spec to roll back to: it was never updated", svc.Spec.Name)
+	}
+	svc.Spec, svc.PreviousSpec = svc.PreviousSpec, svc.Spec
+	svc.Version++
+	svc.UpdatedUnixNano = time.Now().UnixNano()
+	startUpdate(svc, api.UpdateStatus_ROLLBACK_STARTED, "manually requested rollback")
+	return c.putUpdated(ctx, svc, outOfSequence)
+}
+
+func (c *control) putUpdated(ctx context.Context, svc *api.Service, outOfSequence error) (*api.Service, error) {
 	cmd := &api.Command{Op: &api.Command_PutService{PutService: &api.PutService{Service: svc}}}
 	if _, err := c.m.store.Apply(ctx, cmd); err != nil {
 		if errors.Is(err, raftstore.ErrConflict) {
@@ -219,11 +251,11 @@ func (c *control) updateSpec(ctx context.Context, req *api.UpdateServiceRequest)
 	return svc, nil
 }
 
-// startUpdate starts a rolling update of svc at its (new) version: the
-// tasks made from here on are the update's own.
-func startUpdate(svc *api.Service) {
-	svc.UpdateStatus = &api.UpdateStatus{State: api.UpdateStatus_UPDATING, StartedUnixNano: svc.UpdatedUnixNano,
-		StartedVersion: svc.Version, Message: "update in progress"}
+// startUpdate starts a rolling update (or rollback) of svc at its (new)
+// version: the tasks made from here on are the update's own.
+func startUpdate(svc *api.Service, state api.UpdateStatus_State, msg string) {
+	svc.UpdateStatus = &api.UpdateStatus{State: state, StartedUnixNano: svc.UpdatedUnixNano,
+		StartedVersion: svc.Version, Message: msg}
 }
 
 func (c *control) RemoveService(ctx context.Context, req *api.RemoveServiceRequest) (*api.RemoveServiceResponse, error) {

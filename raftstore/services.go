@@ -143,9 +143,20 @@ func (f *FSM) taskBatch(b *api.TaskBatch) error {
 		}
 	}
 	for _, u := range b.UpdateStatus {
-		if s, ok := f.t.services[u.GetServiceId()]; ok && s.Version == u.GetVersion() {
-			s.UpdateStatus = proto.CloneOf(u.GetStatus())
+		s, ok := f.t.services[u.GetServiceId()]
+		if !ok || s.Version != u.GetVersion() {
+			continue
 		}
+		st := proto.CloneOf(u.GetStatus())
+		if st.GetState() == api.UpdateStatus_ROLLBACK_STARTED && s.GetUpdateStatus().GetState() != api.UpdateStatus_ROLLBACK_STARTED && s.PreviousSpec != nil {
+			// An automatic rollback: the previous spec comes back as a
+			// new version, which the rollback's tasks are made from.
+			s.Spec, s.PreviousSpec = s.PreviousSpec, s.Spec
+			s.Version++
+			s.UpdatedUnixNano = st.StartedUnixNano
+			st.StartedVersion = s.Version
+		}
+		s.UpdateStatus = st
 	}
 	return nil
 }
@@ -157,7 +168,7 @@ func (f *FSM) updating(taskID string) bool {
 		return false
 	}
 	s, ok := f.t.services[t.ServiceId]
-	return ok && s.GetUpdateStatus().GetState() == api.UpdateStatus_UPDATING
+	return ok && s.GetUpdateStatus().GetState().InProgress()
 }
 
 // statusForward: a task's state only moves forward, and never out of an

@@ -192,3 +192,27 @@ func TestServicePutKeepsUpdateProgress(t *testing.T) {
 		t.Fatalf("a put that starts an update left %v", s.GetUpdateStatus())
 	}
 }
+
+// An automatic rollback, recorded by the orchestrator, puts the previous
+// spec back as a new version; the rollback's tasks are made from it.
+func TestTaskBatchRollbackSwapsTheSpec(t *testing.T) {
+	f := NewFSM()
+	spec := func(image string) *api.ServiceSpec {
+		return &api.ServiceSpec{Name: "web", Container: &api.ContainerSpec{Image: image}}
+	}
+	mustFSMApply(t, f, &api.Command{Op: &api.Command_PutService{PutService: &api.PutService{Service: &api.Service{
+		Id: "s1", Version: 1, Spec: spec("nginx:bad"), PreviousSpec: spec("nginx:good"),
+		UpdateStatus: &api.UpdateStatus{State: api.UpdateStatus_UPDATING, StartedVersion: 1}}}}})
+	rollback := tasks(&api.TaskBatch{UpdateStatus: []*api.ServiceUpdateStatus{{ServiceId: "s1", Version: 1,
+		Status: &api.UpdateStatus{State: api.UpdateStatus_ROLLBACK_STARTED, StartedUnixNano: 9, StartedVersion: 1, Message: "update rolled back"}}}})
+	mustFSMApply(t, f, rollback)
+	s, _ := f.Service("s1")
+	if s.Version != 2 || s.Spec.Container.Image != "nginx:good" || s.PreviousSpec.Container.Image != "nginx:bad" ||
+		s.UpdateStatus.GetStartedVersion() != 2 || s.UpdateStatus.GetState() != api.UpdateStatus_ROLLBACK_STARTED {
+		t.Fatalf("after the rollback was recorded: %v", s)
+	}
+	mustFSMApply(t, f, rollback) // planned from version 1 again: ignored
+	if s, _ := f.Service("s1"); s.Version != 2 || s.Spec.Container.Image != "nginx:good" {
+		t.Fatalf("a second rollback record swapped again: %v", s)
+	}
+}

@@ -83,7 +83,7 @@ func (c *cli) waitForService(ctx context.Context, d *daemonConn, svc *api.Servic
 	// The rolling update this command started, if any: then the wait ends
 	// when the update completes, not when the new tasks first run.
 	var update uint64
-	if st := svc.GetUpdateStatus(); st.GetState() == api.UpdateStatus_UPDATING && st.GetStartedVersion() == svc.GetVersion() {
+	if st := svc.GetUpdateStatus(); st.GetState().InProgress() && st.GetStartedVersion() == svc.GetVersion() {
 		update = svc.GetVersion()
 	}
 	view := progressView{replicas: svc.GetSpec().GetReplicas()}
@@ -105,16 +105,21 @@ func (c *cli) waitForService(ctx context.Context, d *daemonConn, svc *api.Servic
 		view = serviceProgress(cur, tasks.GetTasks())
 		st := cur.GetUpdateStatus()
 		switch {
-		case st.GetState() == api.UpdateStatus_PAUSED:
+		case st.GetState().Paused():
 			p.show(view)
 			return fmt.Errorf("service %s: %s; see 'shoal service ps %s', then run 'shoal service update %s' with a spec that works, which resumes the update", name, st.GetMessage(), name, name)
+		case update != 0 && st.GetStartedVersion() == update+1 && strings.HasPrefix(st.GetMessage(), "update rolled back"):
+			// --update-failure-action rollback: the managers put the
+			// previous spec back as the next version.
+			p.show(view)
+			return fmt.Errorf("service %s: %s; the previous spec is back, see 'shoal service ps %s'", name, st.GetMessage(), name)
 		case update != 0 && st.GetStartedVersion() != update:
 			p.show(view)
 			return fmt.Errorf("service %s was updated again meanwhile; see 'shoal service ps %s'", name, name)
 		}
 		// Every slot runs the current spec, and the update (if this
 		// command started one) has completed.
-		converged := view.converged() && (update == 0 || st.GetState() == api.UpdateStatus_COMPLETED)
+		converged := view.converged() && (update == 0 || st.GetState().Completed())
 		done := false
 		switch {
 		case !converged && view.converged():

@@ -26,6 +26,7 @@ func newServiceCommand(c *cli) *cobra.Command {
 		newServiceListCommand(c),
 		newServicePsCommand(c),
 		newServiceRemoveCommand(c),
+		newServiceRollbackCommand(c),
 		newServiceScaleCommand(c),
 		newServiceUpdateCommand(c),
 	)

@@ -277,8 +277,7 @@ func portsText(ports []*api.PortConfig) string {
 	return strings.Join(out, ",")
 }
 
-// failureAction is --update-failure-action: pause or continue. (Swarm's
-// rollback is not built.)
+// failureAction is --update-failure-action: pause, continue or rollback.
 type failureAction api.UpdateConfig_FailureAction
 
 func (a *failureAction) String() string { return api.UpdateConfig_FailureAction(*a).Name() }
@@ -291,9 +290,9 @@ func (a *failureAction) Set(v string) error {
 	case "continue":
 		*a = failureAction(api.UpdateConfig_CONTINUE)
 	case "rollback":
-		return errors.New(`shoal has no rollbacks yet: use "pause" (then fix the spec with 'shoal service update') or "continue"`)
+		*a = failureAction(api.UpdateConfig_ROLLBACK)
 	default:
-		return errors.New(`use "pause" or "continue"`)
+		return errors.New(`use "pause", "continue" or "rollback"`)
 	}
 	return nil
 }
@@ -331,7 +330,7 @@ func defaultUpdateOptions() updateOptions {
 func addUpdateFlags(flags *pflag.FlagSet, o *updateOptions) {
 	flags.Uint64Var(&o.parallelism, "update-parallelism", o.parallelism, "Maximum number of tasks updated simultaneously (0 to update all at once)")
 	flags.Var(&o.delay, "update-delay", "Delay between updates (ns|us|ms|s|m|h)")
-	flags.Var(&o.failureAction, "update-failure-action", `Action on update failure ("pause", "continue")`)
+	flags.Var(&o.failureAction, "update-failure-action", `Action on update failure ("pause", "continue", "rollback")`)
 	flags.Var(&o.monitor, "update-monitor", "Duration after each task update to monitor for failure (ns|us|ms|s|m|h)")
 	flags.Var(&o.order, "update-order", `Update order ("stop-first")`)
 }

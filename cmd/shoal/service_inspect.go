@@ -158,7 +158,7 @@ func newServiceJSON(s *api.Service) serviceJSON {
 			t := unixNano(ns)
 			status.StartedAt = &t
 		}
-		if ns := st.GetCompletedUnixNano(); ns != 0 && st.GetState() == api.UpdateStatus_COMPLETED {
+		if ns := st.GetCompletedUnixNano(); ns != 0 && st.GetState().Completed() {
 			t := unixNano(ns)
 			status.CompletedAt = &t
 		}

@@ -489,7 +489,8 @@ func TestServiceUpdateBadFlags(t *testing.T) {
 		want string
 	}{
 		{[]string{"--publish-rm", "81", "web"}, "publishes no target port 81"},
-		{[]string{"--update-failure-action", "rollback", "web"}, "no rollbacks yet"},
+		{[]string{"--update-failure-action", "undo", "web"}, `use "pause", "continue" or "rollback"`},
+		{[]string{"--rollback", "--image", "x", "web"}, "--rollback takes the previous spec as it was: leave out --image"},
 		{[]string{"--update-order", "start-first", "web"}, `only "stop-first"`},
 		{[]string{"--image", "", "web"}, "--image can't be empty"},
 		{[]string{"ghost"}, "service ghost not found"},

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strconv"
@@ -35,6 +36,7 @@ type updateFlags struct {
 	stopGrace        duration
 	update           updateOptions
 	force            bool
+	rollback         bool
 	wait             waitOptions
 }
 
@@ -48,28 +50,18 @@ func newServiceUpdateCommand(c *cli) *cobra.Command {
 			"run it without changes to resume an update that paused after a failure.",
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			d, err := c.connect()
-			if err != nil {
-				return err
-			}
-			defer d.Close()
-			svc, err := d.Control.GetService(cmd.Context(), &api.GetServiceRequest{Ref: args[0]})
-			if err != nil {
-				return err
-			}
-			spec, err := o.spec(svc.GetSpec(), cmd.Flags())
-			if err != nil {
-				return err
-			}
-			updated, err := d.Control.UpdateService(cmd.Context(), &api.UpdateServiceRequest{Ref: svc.GetId(), Spec: spec, Version: svc.GetVersion()})
-			if err != nil {
-				return err
-			}
-			fmt.Fprintln(c.out, args[0])
-			if o.wait.detach {
-				return nil
-			}
-			return c.waitForService(cmd.Context(), d, updated, o.wait)
+			return c.updateService(cmd.Context(), args[0], o.wait, func(svc *api.Service) (*api.UpdateServiceRequest, error) {
+				req := &api.UpdateServiceRequest{Ref: svc.GetId(), Version: svc.GetVersion(), Rollback: o.rollback}
+				if o.rollback {
+					if changed := changedFlags(cmd.LocalFlags(), "rollback", "detach", "quiet", "timeout", "verify"); len(changed) > 0 {
+						return nil, fmt.Errorf("--rollback takes the previous spec as it was: leave out --%s", strings.Join(changed, ", --"))
+					}
+					return req, nil
+				}
+				var err error
+				req.Spec, err = o.spec(svc.GetSpec(), cmd.Flags())
+				return req, err
+			})
 		},
 	}
 	flags := cmd.Flags()
@@ -91,6 +83,7 @@ func newServiceUpdateCommand(c *cli) *cobra.Command {
 	flags.Var(&o.restartWindow, "restart-window", "Window used to evaluate the restart policy (ns|us|ms|s|m|h)")
 	flags.Var(&o.stopGrace, "stop-grace-period", "Time to wait before force killing a container (ns|us|ms|s|m|h)")
 	flags.BoolVar(&o.force, "force", false, "Replace every task even if nothing changed")
+	flags.BoolVar(&o.rollback, "rollback", false, "Roll back to the previous spec")
 	addUpdateFlags(flags, &o.update)
 	addWaitFlags(flags, &o.wait)
 	flags.BoolVarP(&o.wait.quiet, "quiet", "q", false, "Suppress progress output")
@@ -241,4 +234,60 @@ func parsePortRef(s string) (uint32, string, error) {
 		return 0, "", fmt.Errorf("invalid --publish-rm %q: give the target port, such as 80 or 80/tcp", s)
 	}
 	return uint32(n), proto, nil
+}
+
+// changedFlags lists the command's own flags that were given, but for
+// those named.
+func changedFlags(flags *pflag.FlagSet, except ...string) []string {
+	var out []string
+	flags.VisitAll(func(f *pflag.Flag) {
+		if f.Changed && !slices.Contains(except, f.Name) {
+			out = append(out, f.Name)
+		}
+	})
+	return out
+}
+
+func newServiceRollbackCommand(c *cli) *cobra.Command {
+	var wait waitOptions
+	cmd := &cobra.Command{
+		Use:   "rollback [OPTIONS] SERVICE",
+		Short: "Revert changes to a service's configuration",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.updateService(cmd.Context(), args[0], wait, func(svc *api.Service) (*api.UpdateServiceRequest, error) {
+				return &api.UpdateServiceRequest{Ref: svc.GetId(), Version: svc.GetVersion(), Rollback: true}, nil
+			})
+		},
+	}
+	addWaitFlags(cmd.Flags(), &wait)
+	cmd.Flags().BoolVarP(&wait.quiet, "quiet", "q", false, "Suppress progress output")
+	return cmd
+}
+
+// updateService reads service ref, sends the update that build makes from
+// it, prints ref, and shows the progress unless --detach.
+func (c *cli) updateService(ctx context.Context, ref string, wait waitOptions, build func(*api.Service) (*api.UpdateServiceRequest, error)) error {
+	d, err := c.connect()
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	svc, err := d.Control.GetService(ctx, &api.GetServiceRequest{Ref: ref})
+	if err != nil {
+		return err
+	}
+	req, err := build(svc)
+	if err != nil {
+		return err
+	}
+	updated, err := d.Control.UpdateService(ctx, req)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(c.out, ref)
+	if wait.detach {
+		return nil
+	}
+	return c.waitForService(ctx, d, updated, wait)
 }

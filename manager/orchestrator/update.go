@@ -48,21 +48,32 @@ type rollout struct {
 func (p *planner) planRollout(slots map[uint64][]*api.Task, replicas uint64) *rollout {
 	s := p.v.Service
 	st := s.GetUpdateStatus()
-	if st.GetState() != api.UpdateStatus_UPDATING {
+	if !st.GetState().InProgress() {
 		return nil
 	}
+	rollingBack := st.GetState() == api.UpdateStatus_ROLLBACK_STARTED
 	cfg := s.GetSpec().GetUpdate()
 	if cfg == nil {
 		cfg = DefaultUpdateConfig()
 	}
 	fresh := func(t *api.Task) bool { return t.GetServiceVersion() >= st.GetStartedVersion() && !Outdated(s, t) }
 
-	if cfg.GetFailureAction() == api.UpdateConfig_PAUSE {
+	if action := cfg.GetFailureAction(); action != api.UpdateConfig_CONTINUE {
 		for _, t := range p.v.Tasks {
-			if fresh(t) && endedByItself(t) {
-				p.setUpdateStatus(api.UpdateStatus_PAUSED, fmt.Sprintf("update paused due to failure or early termination of task %s", t.GetId()))
-				return nil
+			if !fresh(t) || !endedByItself(t) {
+				continue
 			}
+			switch {
+			case rollingBack:
+				// A rollback that fails too stops where it is.
+				p.setUpdateStatus(api.UpdateStatus_ROLLBACK_PAUSED, fmt.Sprintf("rollback paused due to failure or early termination of task %s", t.GetId()))
+			case action == api.UpdateConfig_ROLLBACK && s.GetPreviousSpec() != nil:
+				// The FSM swaps the spec back as it records this.
+				p.setUpdateStatus(api.UpdateStatus_ROLLBACK_STARTED, fmt.Sprintf("update rolled back due to failure or early termination of task %s", t.GetId()))
+			default:
+				p.setUpdateStatus(api.UpdateStatus_PAUSED, fmt.Sprintf("update paused due to failure or early termination of task %s", t.GetId()))
+			}
+			return nil
 		}
 	}
 
@@ -98,7 +109,11 @@ func (p *planner) planRollout(slots map[uint64][]*api.Task, replicas uint64) *ro
 		}
 	}
 	if outdated == 0 && settled {
-		p.setUpdateStatus(api.UpdateStatus_COMPLETED, "update completed")
+		if rollingBack {
+			p.setUpdateStatus(api.UpdateStatus_ROLLBACK_COMPLETED, "rollback completed")
+		} else {
+			p.setUpdateStatus(api.UpdateStatus_COMPLETED, "update completed")
+		}
 		return nil
 	}
 	if n := cfg.GetParallelism(); n == 0 || n >= replicas {
@@ -144,5 +159,8 @@ func (r *rollout) take() bool {
 func (p *planner) setUpdateStatus(state api.UpdateStatus_State, msg string) {
 	st := proto.CloneOf(p.v.Service.GetUpdateStatus())
 	st.State, st.Message, st.CompletedUnixNano = state, msg, p.v.Now.UnixNano()
+	if state == api.UpdateStatus_ROLLBACK_STARTED {
+		st.StartedUnixNano, st.CompletedUnixNano = p.v.Now.UnixNano(), 0
+	}
 	p.plan.UpdateStatus = st
 }

@@ -196,6 +196,49 @@ func TestRollingUpdate(t *testing.T) {
 			want:  outcome{create: []uint64{1}},
 		},
 		{
+			name: "failure action rollback: the managers put the previous spec back",
+			svc: func() *api.Service {
+				s := updating(3, &api.UpdateConfig{Parallelism: 1, FailureAction: api.UpdateConfig_ROLLBACK})
+				s.PreviousSpec = &api.ServiceSpec{Name: "web", Container: &api.ContainerSpec{Image: "nginx:old"}}
+				return s
+			}(),
+			tasks:  append(oldRunning(3)[1:], fresh("n1", 1, F)),
+			want:   outcome{wake: t0.Add(time.Second + DefaultRestartDelay)},
+			status: api.UpdateStatus_ROLLBACK_STARTED,
+			msg:    "update rolled back due to failure or early termination of task n1",
+		},
+		{
+			name:   "failure action rollback without a previous spec pauses",
+			svc:    updating(3, &api.UpdateConfig{Parallelism: 1, FailureAction: api.UpdateConfig_ROLLBACK}),
+			tasks:  append(oldRunning(3)[1:], fresh("n1", 1, F)),
+			want:   outcome{wake: t0.Add(time.Second + DefaultRestartDelay)},
+			status: api.UpdateStatus_PAUSED,
+		},
+		{
+			name: "a rollback that fails pauses",
+			svc: func() *api.Service {
+				s := updating(3, &api.UpdateConfig{Parallelism: 1, FailureAction: api.UpdateConfig_ROLLBACK})
+				s.UpdateStatus.State = api.UpdateStatus_ROLLBACK_STARTED
+				return s
+			}(),
+			tasks:  append(oldRunning(3)[1:], fresh("n1", 1, F)),
+			want:   outcome{wake: t0.Add(time.Second + DefaultRestartDelay)},
+			status: api.UpdateStatus_ROLLBACK_PAUSED,
+			msg:    "rollback paused due to failure or early termination of task n1",
+		},
+		{
+			name: "a rollback completes as such",
+			svc: func() *api.Service {
+				s := updating(1, &api.UpdateConfig{Parallelism: 1})
+				s.UpdateStatus.State = api.UpdateStatus_ROLLBACK_STARTED
+				return s
+			}(),
+			tasks:  []*api.Task{task("n1", 1, api.TaskState_RUNNING, current, version(2), func(t *api.Task) { t.Status.UnixNano = t0.Add(-time.Minute).UnixNano() })},
+			want:   outcome{},
+			status: api.UpdateStatus_ROLLBACK_COMPLETED,
+			msg:    "rollback completed",
+		},
+		{
 			name: "a paused update replaces nothing",
 			svc: func() *api.Service {
 				s := updating(3, nil)
