@@ -300,7 +300,6 @@ func (d *Daemon) onSession(ctx context.Context, msg *api.SessionMessage) {
 	if msg.TasksSet && d.tasks != nil {
 		d.tasks.Assign(msg.Tasks, msg.Node.GetSubnet())
 	}
-
 	if st := d.state; st != nil && len(msg.Managers) > 0 {
 		addrs := make([]string, 0, len(msg.Managers))
 		for _, p := range msg.Managers {

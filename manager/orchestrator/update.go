@@ -39,10 +39,12 @@ type rollout struct {
 // and the update's status. A pass replaces outdated tasks, lowest slot
 // first, while fewer than Parallelism slots are busy: an old task stopped
 // and not yet replaced (stop-first: the replacement waits for its end), a
-// fresh task on its way to running, or one running for less than the delay. An update
-// pauses (failure action PAUSE) when a fresh task ends by itself before the
-// update completes, and completes once no outdated task is left and every
-// fresh one has run for the monitor period.
+// fresh task on its way to running, or one running for less than the
+// delay. When a fresh task ends by itself before the update completes, the
+// update pauses (failure action PAUSE) or rolls back (ROLLBACK, recorded
+// here and carried out by the FSM); a rollback that fails pauses. An update
+// or rollback completes once no outdated task is left and every fresh one
+// has run for the monitor period.
 //
 // It returns nil when no update is under way, or when this pass ends it.
 func (p *planner) planRollout(slots map[uint64][]*api.Task, replicas uint64) *rollout {
@@ -143,8 +145,8 @@ func (p *planner) stopping(ts []*api.Task) bool {
 	return !t.GetStatus().GetState().Terminal() && t.GetNodeId() != "" && !p.down(t)
 }
 
-// take reports whether outdated task t is to be replaced in this pass, and
-// counts it against the budget.
+// take reports whether one more outdated task is to be replaced in this
+// pass, and counts it against the budget.
 func (r *rollout) take() bool {
 	switch {
 	case r.budget < 0:

@@ -71,7 +71,11 @@ func (m *Mesh) Apply(cfg *api.NetworkConfig) error {
 	case m.current && proto.Equal(cfg, m.wanted):
 		return nil
 	}
-	return m.applyLocked(cfg)
+	if err := m.applyLocked(cfg); err != nil {
+		return err
+	}
+	m.log.Info("routing mesh applied", "ports", len(cfg.GetIngress()), "routes", len(cfg.GetRoutes()))
+	return nil
 }
 
 // Refresh applies the last config again, whatever the node has now: rules
@@ -102,7 +106,6 @@ func (m *Mesh) applyLocked(cfg *api.NetworkConfig) error {
 		return routeErr
 	}
 	m.current = true
-	m.log.Info("routing mesh applied", "ports", len(cfg.GetIngress()), "routes", len(cfg.GetRoutes()))
 	return nil
 }
 
