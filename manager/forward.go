@@ -67,15 +67,19 @@ func (m *Manager) forwardUnary(ctx context.Context, req any, info *grpc.UnarySer
 	wasForwarded := len(md.Get(mdForwarded)) > 0
 	switch {
 	case m.store.IsLeader():
+		if isRead {
+			if err := m.leaderReady(ctx); err != nil {
+				return nil, err
+			}
+		}
 		resp, err := handler(ctx, req)
 		if wasForwarded {
 			grpc.SetTrailer(ctx, metadata.Pairs(mdAppliedIndex, strconv.FormatUint(m.store.AppliedIndex(), 10)))
 		}
 		return resp, err
-	case wasForwarded && isRead:
-		return handler(ctx, req) // the forwarder's leader lost it since; close enough
 	case wasForwarded:
-		// The forwarder thought we lead; don't forward again and loop.
+		// The forwarder thought we lead, and we may lag behind the one
+		// that does: it asks again, or answers itself.
 		return nil, status.Error(codes.Unavailable, "this manager is no longer the leader; retry")
 	case isRead:
 		return m.forwardRead(ctx, req, info, handler, newReadResp)
@@ -87,6 +91,24 @@ func (m *Manager) forwardUnary(ctx context.Context, req any, info *grpc.UnarySer
 	return m.forwardTo(ctx, addr, info.FullMethod, req, newWriteResp())
 }
 
+// leaderReady waits, on the leader, until it has applied everything
+// committed before it led: a manager elected a moment ago may not have, and
+// a read it answered then could miss an acknowledged write.
+func (m *Manager) leaderReady(ctx context.Context) error {
+	deadline := time.Now().Add(m.cfg.Raft.LeaderWait)
+	for m.appliedTerm.Load() != m.store.Term() {
+		if !m.store.IsLeader() || time.Now().After(deadline) {
+			return status.Error(codes.Unavailable, "this manager has just become the leader and is still applying the log; retry")
+		}
+		select {
+		case <-ctx.Done():
+			return toStatus(ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
 // forwardRead asks the leader, waiting up to LeaderWait for one that
 // answers (after a leader dies, a follower names it until Raft notices).
 // With no leader to ask, this manager's own copy answers: reads keep
@@ -96,6 +118,9 @@ func (m *Manager) forwardRead(ctx context.Context, req any, info *grpc.UnaryServ
 	failed := ""
 	for {
 		if m.store.IsLeader() {
+			if err := m.leaderReady(ctx); err != nil {
+				return nil, err
+			}
 			return handler(ctx, req)
 		}
 		if _, addr := m.store.Leader(); addr != "" && addr != failed {

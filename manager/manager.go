@@ -81,7 +81,10 @@ type Manager struct {
 	disp   *dispatcher
 	events *eventBus
 	fsm    atomic.Pointer[raftstore.FSM] // set once Raft is open
-	joinMu sync.Mutex                    // joins one at a time: subnets
+	// appliedTerm is the term in which this manager, as leader, has
+	// applied everything committed before it led.
+	appliedTerm atomic.Uint64
+	joinMu      sync.Mutex // joins one at a time: subnets
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -227,10 +230,13 @@ func (m *Manager) startLeading(ctx context.Context) *leaderLoops {
 	go func() {
 		defer close(l.done)
 		// A new leader may not have applied all that its predecessor
-		// committed; the loops must not act on a past state.
+		// committed; the loops must not act on a past state, and reads
+		// must not answer from one (leaderReady).
 		for {
+			term := m.store.Term()
 			err := m.store.Barrier(lctx)
 			if err == nil {
+				m.appliedTerm.Store(term)
 				break
 			}
 			m.log.Warn("waiting to apply the log before leading", "err", err)

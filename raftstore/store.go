@@ -147,6 +147,9 @@ func (s *Store) Bootstrap() error {
 // IsLeader tells whether this server is the leader now.
 func (s *Store) IsLeader() bool { return s.raft.State() == raft.Leader }
 
+// Term is this server's current Raft term.
+func (s *Store) Term() uint64 { return s.raft.CurrentTerm() }
+
 // Leader returns the leader's ID and address as this server knows them;
 // both are empty when it knows of no leader.
 func (s *Store) Leader() (id, addr string) {
