@@ -120,9 +120,6 @@ func validatePorts(ports []*api.PortConfig) error {
 	return nil
 }
 
-// UpdateService scales a service (Replicas) or replaces its spec (Spec, made
-// from Version). A new container spec starts a rolling update, and so does
-// any update of a service whose update paused, as in Swarm.
 // portsFree refuses a published port that another service publishes too:
 // an ingress port is open on every node.
 func (m *Manager) portsFree(spec *api.ServiceSpec, self string) error {
@@ -135,16 +132,25 @@ func (m *Manager) portsFree(spec *api.ServiceSpec, self string) error {
 				if o.Published != p.Published || cmp.Or(o.Protocol, "tcp") != p.Protocol {
 					continue
 				}
-				if p.Mode == api.PortConfig_INGRESS || o.Mode == api.PortConfig_INGRESS {
-					return status.Errorf(codes.FailedPrecondition, "port '%d' is already in use by service '%s' (%s) as %s port, and an ingress port is open on every node: publish another port",
-						p.Published, other.Spec.Name, other.Id, map[bool]string{true: "an ingress", false: "a host-mode"}[o.Mode == api.PortConfig_INGRESS])
+				if p.Mode != api.PortConfig_INGRESS && o.Mode != api.PortConfig_INGRESS {
+					continue // host-mode ports clash per node: the scheduler sees to it
 				}
+				as := "an ingress"
+				if o.Mode == api.PortConfig_HOST {
+					as = "a host-mode"
+				}
+				return status.Errorf(codes.FailedPrecondition, "port '%d' is already in use by service '%s' (%s) as %s port, and an ingress port is open on every node: publish another port",
+					p.Published, other.Spec.Name, other.Id, as)
 			}
 		}
 	}
 	return nil
 }
 
+// UpdateService scales a service (Replicas), replaces its spec (Spec, made
+// from Version) or rolls it back (Rollback). A new container spec starts a
+// rolling update, and so does any update of a service whose update paused,
+// as in Swarm.
 func (c *control) UpdateService(ctx context.Context, req *api.UpdateServiceRequest) (*api.Service, error) {
 	switch {
 	case req.Rollback && (req.Spec != nil || req.Replicas != nil):
