@@ -34,20 +34,17 @@ func newServiceCommand(c *cli) *cobra.Command {
 
 // createOptions are the flags of `service create`.
 type createOptions struct {
-	name             string
-	replicas         uint64
-	env              envList
-	labels           labelMap
-	containerLabels  labelMap
-	entrypoint       shellCommand
-	restartCondition restartCondition
-	restartDelay     duration
-	restartAttempts  uint64
-	restartWindow    duration
-	stopGrace        duration
-	publish          portList
-	update           updateOptions
-	wait             waitOptions
+	name            string
+	replicas        uint64
+	env             envList
+	labels          labelMap
+	containerLabels labelMap
+	entrypoint      shellCommand
+	restart         restartOptions
+	stopGrace       duration
+	publish         portList
+	update          updateOptions
+	wait            waitOptions
 }
 
 func newServiceCreateCommand(c *cli) *cobra.Command {
@@ -55,7 +52,7 @@ func newServiceCreateCommand(c *cli) *cobra.Command {
 		replicas:        1,
 		labels:          labelMap{},
 		containerLabels: labelMap{},
-		restartDelay:    duration(defaultRestartDelay),
+		restart:         restartOptions{delay: duration(defaultRestartDelay)},
 		stopGrace:       duration(defaultStopGracePeriod),
 		update:          defaultUpdateOptions(),
 	}
@@ -92,10 +89,7 @@ func newServiceCreateCommand(c *cli) *cobra.Command {
 	flags.VarP(opts.labels, "label", "l", "Service labels")
 	flags.Var(opts.containerLabels, "container-label", "Container labels")
 	flags.Var(&opts.entrypoint, "entrypoint", "Overwrite the default ENTRYPOINT of the image")
-	flags.Var(&opts.restartCondition, "restart-condition", `Restart when condition is met ("none", "on-failure", "any")`)
-	flags.Var(&opts.restartDelay, "restart-delay", "Delay between restart attempts (ns|us|ms|s|m|h)")
-	flags.Uint64Var(&opts.restartAttempts, "restart-max-attempts", 0, "Maximum number of restarts before giving up (0: no limit)")
-	flags.Var(&opts.restartWindow, "restart-window", "Window used to evaluate the restart policy (ns|us|ms|s|m|h) (0: unbounded)")
+	addRestartFlags(flags, &opts.restart)
 	flags.Var(&opts.stopGrace, "stop-grace-period", "Time to wait before force killing a container (ns|us|ms|s|m|h)")
 	flags.VarP(&opts.publish, "publish", "p", "Publish a port: PUBLISHED:TARGET on every node (routing mesh), or published=P,target=T,mode=host on the task's node")
 	addUpdateFlags(flags, &opts.update)
@@ -127,13 +121,9 @@ func (o *createOptions) spec(args []string) *api.ServiceSpec {
 		Name:      o.name,
 		Container: container,
 		Replicas:  o.replicas,
-		Restart: &api.RestartPolicy{
-			Condition:   api.RestartPolicy_Condition(o.restartCondition),
-			DelayNs:     int64(o.restartDelay),
-			MaxAttempts: o.restartAttempts,
-			WindowNs:    int64(o.restartWindow),
-		},
+		Restart:   &api.RestartPolicy{},
 	}
+	o.restart.apply(spec.Restart, nil, true)
 	if len(o.labels) > 0 {
 		spec.Labels = o.labels
 	}

@@ -352,3 +352,36 @@ func (o *updateOptions) apply(c *api.UpdateConfig, flags *pflag.FlagSet, every b
 		c.MonitorNs = int64(o.monitor)
 	}
 }
+
+// restartOptions are the --restart-* flags of service create and update.
+type restartOptions struct {
+	condition restartCondition
+	delay     duration
+	attempts  uint64
+	window    duration
+}
+
+func addRestartFlags(flags *pflag.FlagSet, o *restartOptions) {
+	flags.Var(&o.condition, "restart-condition", `Restart when condition is met ("none", "on-failure", "any")`)
+	flags.Var(&o.delay, "restart-delay", "Delay between restart attempts (ns|us|ms|s|m|h)")
+	flags.Uint64Var(&o.attempts, "restart-max-attempts", 0, "Maximum number of restarts before giving up (0: no limit)")
+	flags.Var(&o.window, "restart-window", "Window used to evaluate the restart policy (ns|us|ms|s|m|h) (0: unbounded)")
+}
+
+// apply sets the fields of p whose flags were given (all of them when
+// every is true, as for create).
+func (o *restartOptions) apply(p *api.RestartPolicy, flags *pflag.FlagSet, every bool) {
+	set := func(name string) bool { return every || flags.Changed(name) }
+	if set("restart-condition") {
+		p.Condition = api.RestartPolicy_Condition(o.condition)
+	}
+	if set("restart-delay") {
+		p.DelayNs = int64(o.delay)
+	}
+	if set("restart-max-attempts") {
+		p.MaxAttempts = o.attempts
+	}
+	if set("restart-window") {
+		p.WindowNs = int64(o.window)
+	}
+}

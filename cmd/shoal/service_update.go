@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -17,27 +18,24 @@ import (
 // updateFlags are the flags of `service update`: each one changes the spec
 // only when given.
 type updateFlags struct {
-	image            string
-	replicas         uint64
-	args             shellCommand
-	entrypoint       shellCommand
-	envAdd           envList
-	envRm            []string
-	labelAdd         labelMap
-	labelRm          []string
-	containerAdd     labelMap
-	containerRm      []string
-	publishAdd       portList
-	publishRm        []string
-	restartCondition restartCondition
-	restartDelay     duration
-	restartAttempts  uint64
-	restartWindow    duration
-	stopGrace        duration
-	update           updateOptions
-	force            bool
-	rollback         bool
-	wait             waitOptions
+	image        string
+	replicas     uint64
+	args         shellCommand
+	entrypoint   shellCommand
+	envAdd       envList
+	envRm        []string
+	labelAdd     labelMap
+	labelRm      []string
+	containerAdd labelMap
+	containerRm  []string
+	publishAdd   portList
+	publishRm    []string
+	restart      restartOptions
+	stopGrace    duration
+	update       updateOptions
+	force        bool
+	rollback     bool
+	wait         waitOptions
 }
 
 func newServiceUpdateCommand(c *cli) *cobra.Command {
@@ -77,10 +75,7 @@ func newServiceUpdateCommand(c *cli) *cobra.Command {
 	flags.StringArrayVar(&o.containerRm, "container-label-rm", nil, "Remove a container label by its key")
 	flags.Var(&o.publishAdd, "publish-add", "Add or update a published port (PUBLISHED:TARGET, or published=P,target=T,mode=host)")
 	flags.StringArrayVar(&o.publishRm, "publish-rm", nil, "Remove a published port by its target port")
-	flags.Var(&o.restartCondition, "restart-condition", `Restart when condition is met ("none", "on-failure", "any")`)
-	flags.Var(&o.restartDelay, "restart-delay", "Delay between restart attempts (ns|us|ms|s|m|h)")
-	flags.Uint64Var(&o.restartAttempts, "restart-max-attempts", 0, "Maximum number of restarts before giving up (0: no limit)")
-	flags.Var(&o.restartWindow, "restart-window", "Window used to evaluate the restart policy (ns|us|ms|s|m|h)")
+	addRestartFlags(flags, &o.restart)
 	flags.Var(&o.stopGrace, "stop-grace-period", "Time to wait before force killing a container (ns|us|ms|s|m|h)")
 	flags.BoolVar(&o.force, "force", false, "Replace every task even if nothing changed")
 	flags.BoolVar(&o.rollback, "rollback", false, "Roll back to the previous spec")
@@ -123,18 +118,7 @@ func (o *updateFlags) spec(old *api.ServiceSpec, flags *pflag.FlagSet) (*api.Ser
 	if spec.Restart == nil {
 		spec.Restart = &api.RestartPolicy{DelayNs: int64(defaultRestartDelay)}
 	}
-	if flags.Changed("restart-condition") {
-		spec.Restart.Condition = api.RestartPolicy_Condition(o.restartCondition)
-	}
-	if flags.Changed("restart-delay") {
-		spec.Restart.DelayNs = int64(o.restartDelay)
-	}
-	if flags.Changed("restart-max-attempts") {
-		spec.Restart.MaxAttempts = o.restartAttempts
-	}
-	if flags.Changed("restart-window") {
-		spec.Restart.WindowNs = int64(o.restartWindow)
-	}
+	o.restart.apply(spec.Restart, flags, false)
 	if flags.Changed("stop-grace-period") {
 		c.StopGracePeriodNs = int64(o.stopGrace)
 	}
@@ -204,18 +188,11 @@ func updatePorts(ports []*api.PortConfig, add []*api.PortConfig, rm []string) ([
 	}
 	for _, a := range add {
 		out = slices.DeleteFunc(out, func(p *api.PortConfig) bool {
-			return p.GetPublished() == a.GetPublished() && strings.EqualFold(cmpProto(p.GetProtocol()), cmpProto(a.GetProtocol()))
+			return p.GetPublished() == a.GetPublished() && strings.EqualFold(cmp.Or(p.GetProtocol(), "tcp"), cmp.Or(a.GetProtocol(), "tcp"))
 		})
 		out = append(out, a)
 	}
 	return out, nil
-}
-
-func cmpProto(p string) string {
-	if p == "" {
-		return "tcp"
-	}
-	return p
 }
 
 // parsePortRef reads a --publish-rm value: the target port, with or

@@ -209,10 +209,10 @@ func Rules(cfg *api.NetworkConfig, self string) (nat, filter string) {
 	var b strings.Builder
 	b.WriteString("*nat\n:SHOAL-INGRESS - [0:0]\n:SHOAL-POSTROUTING - [0:0]\n")
 	for _, p := range cfg.GetIngress() {
-		match := fmt.Sprintf("-A SHOAL-INGRESS -p %s -m %s --dport %d", p.Protocol, p.Protocol, p.Published)
 		if len(p.Backends) == 0 {
-			continue
+			continue // nothing answers on it
 		}
+		match := fmt.Sprintf("-A SHOAL-INGRESS -p %s -m %s --dport %d", p.Protocol, p.Protocol, p.Published)
 		fmt.Fprintf(&b, "%s -j MARK --set-xmark %s\n", match, mark)
 		for i, backend := range p.Backends {
 			if n := len(p.Backends) - i; n > 1 {
