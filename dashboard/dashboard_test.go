@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/api"
+	"github.com/shoal-dev/shoal/integration/clustertest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -147,7 +149,12 @@ func TestStreamEndsWhenTheClientGoesAway(t *testing.T) {
 	r := openStream(t, ctx, srv.URL)
 	r.next(t) // retry
 	r.next(t) // state
-	waitFor(t, "the daemon's event stream to open", func() bool { return f.openStreams() == 1 })
+	clustertest.WaitFor(t, 5*time.Second, "the daemon's event stream to open", func() error {
+		if n := f.openStreams(); n != 1 {
+			return fmt.Errorf("%d streams open", n)
+		}
+		return nil
+	})
 
 	cancel()
 	select {
@@ -181,10 +188,13 @@ func TestStreamAsksForEventsAgainUntilTheNodeIsAManager(t *testing.T) {
 	if s := r.next(t); !strings.Contains(s.data, "This node is not a swarm manager") {
 		t.Fatalf("a worker's first state %+v does not say it is not a manager", s)
 	}
-	waitFor(t, "a second Events request", func() bool {
+	clustertest.WaitFor(t, 5*time.Second, "a second Events request", func() error {
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		return len(f.requests) >= 2
+		if len(f.requests) < 2 {
+			return fmt.Errorf("%d requests", len(f.requests))
+		}
+		return nil
 	})
 	f.mu.Lock()
 	f.err = nil // promoted
@@ -305,17 +315,6 @@ func (r *sseReader) next(t *testing.T) sseMessage {
 		t.Fatal("no message on the stream for 5s")
 	}
 	return sseMessage{}
-}
-
-func waitFor(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after 5s waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func golden(t *testing.T, name string, got []byte) {

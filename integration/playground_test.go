@@ -15,6 +15,7 @@ import (
 	"github.com/shoal-dev/shoal/integration/clustertest"
 	"github.com/shoal-dev/shoal/integration/imagetest"
 	"github.com/shoal-dev/shoal/integration/testhost"
+	"github.com/shoal-dev/shoal/playground"
 )
 
 // playgroundRun is a playground in a temp dir, run through the CLI.
@@ -299,7 +300,7 @@ func nodeState(on func(string, ...string) (string, error), via, node, want strin
 // with nginx x8 running, and says where the dashboard is.
 func TestDemoScript(t *testing.T) {
 	p := newPlaygroundRun(t)
-	p.dir = "/run/shoal-playground" // the script uses the default directory
+	p.dir = playground.DefaultDir // the script uses the default directory
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "../scripts/demo.sh")

@@ -74,7 +74,7 @@ func Up(ctx context.Context, o Options) (*State, error) {
 		return nil, fmt.Errorf("a playground is up in %s: `shoal playground down%s` removes it", other, DirFlag(other))
 	}
 	if left := playgroundNamespaces(); len(left) > 0 {
-		return nil, fmt.Errorf("network namespaces of another playground exist (%s): `shoal playground down --dir DIR`, with its directory, removes them (or `ip netns del` them)", strings.Join(left, ", "))
+		return nil, fmt.Errorf("network namespaces of another playground exist (%s): `shoal playground down` removes them, and the nodes it finds in them (or `ip netns del` them)", strings.Join(left, ", "))
 	}
 	if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
 		return nil, fmt.Errorf("%s is not empty: `shoal playground down%s` removes what a playground left there (or give --dir another directory)", dir, DirFlag(dir))
@@ -368,7 +368,8 @@ func salvage(dir string) *State {
 // died, or hangs, is started again for that.
 func (s *State) removeContainers(log io.Writer) error {
 	marker := containerdMarker(s.Dir)
-	if s.PrivateContainerd && ctrdutil.Answers(s.Containerd) != nil {
+	answers := ctrdutil.Answers(s.Containerd) == nil
+	if s.PrivateContainerd && !answers {
 		if pid := running(s.Dir, "containerd", marker); pid != 0 {
 			fmt.Fprintf(log, "playground: the playground's containerd does not answer; restarting it\n")
 			if err := stop(pid, 5*time.Second); err != nil {
@@ -382,9 +383,10 @@ func (s *State) removeContainers(log io.Writer) error {
 		if err := startContainerd(context.Background(), s.Dir); err != nil {
 			return err
 		}
+		answers = ctrdutil.Answers(s.Containerd) == nil
 	}
 	errs := make([]error, len(s.Nodes))
-	if ctrdutil.Answers(s.Containerd) == nil {
+	if answers {
 		var wg sync.WaitGroup
 		for i, n := range s.Nodes {
 			wg.Go(func() {

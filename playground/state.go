@@ -161,9 +161,12 @@ func checkDir(dir string) error {
 	if err != nil {
 		return err
 	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !fi.IsDir() || !ok || st.Uid != 0 || fi.Mode().Perm()&0o022 != 0 {
-		return fmt.Errorf("%s must be a directory that only root can write to (it is %s, owner uid %d): the playground runs as root what it finds there", dir, fi.Mode(), st.Uid)
+	uid := -1
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		uid = int(st.Uid)
+	}
+	if !fi.IsDir() || uid != 0 || fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("%s must be a directory that only root can write to (it is %s, owner uid %d): the playground runs as root what it finds there; give --dir another directory, or fix its owner and mode", dir, fi.Mode(), uid)
 	}
 	return nil
 }

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shoal-dev/shoal/integration/testhost"
 )
 
 func TestNewStateLaysOutManagersThenWorkers(t *testing.T) {
@@ -74,7 +76,7 @@ func TestNewStateRefusesWhatCannotWork(t *testing.T) {
 
 func TestStateRoundTripsAndFindsNodes(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("Load accepts only directories that root owns; run as root")
+		testhost.SkipOrFail(t, "Load accepts only directories that root owns; run as root")
 	}
 	defer func(saved string) { recordFile = saved }(recordFile)
 	recordFile = filepath.Join(t.TempDir(), "record")
