@@ -41,6 +41,14 @@ func start(dir, name, netns string, argv []string) (int, error) {
 	pid := cmd.Process.Pid
 	// Reap it if it dies while this command still runs; otherwise init does.
 	go cmd.Wait()
+	// Start returns once the child has begun exec, but the kernel sets up
+	// the new command line a moment later: running, which checks it, must
+	// not see the old one or an empty one.
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err != nil || bytes.HasPrefix(b, []byte(argv[0]+"\x00")) {
+			break
+		}
+	}
 	if err := os.WriteFile(pidFile(dir, name), []byte(strconv.Itoa(pid)+"\n"), 0o600); err != nil {
 		cmd.Process.Kill()
 		return 0, err
